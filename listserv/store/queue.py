@@ -1,0 +1,127 @@
+"""The outbound queue: decorated messages and one durable delivery row per recipient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, literal, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from listserv.store.tables import Delivery, Member, Outbound
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery row taken by a worker."""
+
+    id: int
+    outbound_id: int
+    recipient: str
+    token: str
+    attempts: int
+    created_at: datetime
+    member_id: int | None
+
+
+def _insert(s: Session, table):  # type: ignore[no-untyped-def]
+    dialect = s.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def add_outbound(s: Session, list_name: str, kind: str, raw: bytes, now: datetime,
+                 post_id: int | None = None) -> Outbound:
+    """Store a decorated message; a post gets exactly one outbound message."""
+    if post_id is not None:
+        existing = s.exec(select(Outbound).where(Outbound.post_id == post_id)).first()
+        if existing:
+            return existing
+    row = Outbound(list_name=list_name, kind=kind, raw=raw, created_at=now, post_id=post_id)
+    s.add(row)
+    s.flush()
+    return row
+
+
+def queue_to_members(s: Session, outbound_id: int, list_name: str, deliveries: Sequence[str],
+                     now: datetime) -> int:
+    """Queue one copy per active member in the given delivery modes, inside the database.
+
+    One INSERT ... SELECT, so a 100,000-member list never passes through Python; the unique
+    (outbound, recipient) key makes a repeated fan-out after a crash add nothing twice.
+    """
+    members = (select(literal(outbound_id), Member.id, Member.address, Member.token,
+                      literal("queued"), literal(0), literal(now), literal(now))
+               .where(Member.list_name == list_name, Member.status == "active",
+                      Member.delivery.in_(list(deliveries))))
+    cols = ["outbound_id", "member_id", "recipient", "token", "state", "attempts",
+            "created_at", "next_attempt_at"]
+    stmt = _insert(s, Delivery).from_select(cols, members).on_conflict_do_nothing()
+    return s.execute(stmt).rowcount or 0
+
+
+def queue_to_addresses(s: Session, outbound_id: int, recipients: Iterable[tuple[str, str, int | None]],
+                       now: datetime) -> int:
+    """Queue copies to (address, token, member_id) triples; token '' means no per-member headers."""
+    rows = [dict(outbound_id=outbound_id, recipient=addr, token=token, member_id=member_id,
+                 state="queued", attempts=0, created_at=now, next_attempt_at=now)
+            for addr, token, member_id in recipients]
+    if not rows:
+        return 0
+    return s.execute(_insert(s, Delivery).values(rows).on_conflict_do_nothing()).rowcount or 0
+
+
+def claim_deliveries(s: Session, now: datetime, lease: timedelta, limit: int) -> list[Claimed]:
+    """Atomically take up to limit due copies; two workers never take the same row."""
+    due = (select(Delivery.id)
+           .where(Delivery.state.in_(("queued", "sending")), Delivery.next_attempt_at <= now,
+                  or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now))
+           .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit))
+    if s.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    stmt = (update(Delivery)
+            .where(Delivery.id.in_(due.scalar_subquery()),
+                   or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now))
+            .values(state="sending", claimed_until=now + lease, attempts=Delivery.attempts + 1)
+            .returning(Delivery.id, Delivery.outbound_id, Delivery.recipient, Delivery.token,
+                       Delivery.attempts, Delivery.created_at, Delivery.member_id))
+    rows = [Claimed(*row) for row in s.execute(stmt)]
+    return sorted(rows, key=lambda c: c.id)
+
+
+def outbound_raw(s: Session, outbound_id: int) -> tuple[str, bytes] | None:
+    row = s.exec(select(Outbound.list_name, Outbound.raw).where(Outbound.id == outbound_id)).first()
+    return (row[0], row[1]) if row else None
+
+
+def mark_sent(s: Session, ids: Sequence[int], now: datetime) -> None:
+    if ids:
+        s.execute(update(Delivery).where(Delivery.id.in_(list(ids)))
+                  .values(state="sent", sent_at=now, claimed_until=None, last_error=""))
+
+
+def defer(s: Session, delivery_id: int, error: str, next_at: datetime) -> None:
+    s.execute(update(Delivery).where(Delivery.id == delivery_id)
+              .values(state="queued", next_attempt_at=next_at, claimed_until=None, last_error=error[:500]))
+
+
+def fail(s: Session, delivery_id: int, error: str) -> None:
+    s.execute(update(Delivery).where(Delivery.id == delivery_id)
+              .values(state="failed", claimed_until=None, last_error=error[:500]))
+
+
+def pending(s: Session, limit: int = 1000) -> list[Delivery]:
+    """Copies not yet sent (waiting, in flight or deferred), oldest first."""
+    q = select(Delivery).where(Delivery.state.in_(("queued", "sending"))).order_by(Delivery.id).limit(limit)
+    return list(s.exec(q))
+
+
+def counts_by_state(s: Session) -> dict[str, int]:
+    return {state: n for state, n in s.exec(select(Delivery.state, func.count()).group_by(Delivery.state))}
+
+
+def next_due(s: Session) -> datetime | None:
+    """When the earliest waiting copy is due, to let an idle worker sleep until then."""
+    return s.exec(select(func.min(Delivery.next_attempt_at))
+                  .where(and_(Delivery.state.in_(("queued", "sending"))))).first()
