@@ -1,0 +1,432 @@
+"""Pure digest builders: the regular digest (MIME or RFC 1153) and the alumni update."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from email import message_from_bytes
+from email.headerregistry import Address
+from email.message import EmailMessage, MIMEPart
+from email.policy import SMTP, default
+from email.utils import format_datetime, make_msgid, parseaddr
+from html.parser import HTMLParser
+from typing import Literal
+
+from listserv.addresses import list_address
+from listserv.config import ListConfig
+from listserv.render import render_text
+
+# Embedded posts keep their own header folding (they go out unchanged); our headers fold as usual.
+POLICY = SMTP.clone(refold_source="none")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")
+EXCERPT_CHARS = 200
+# RFC 1153: keep these headers of each enclosed message, in this order, and drop the rest.
+RFC1153_HEADERS = ("Date", "From", "To", "Cc", "Subject", "Message-ID", "Keywords")
+PULSE = (  # (PeriodCounts field, label): what each figure means for someone job hunting
+    ("joined", "People who joined (often a sign of layoffs)"),
+    ("job_leaves", "Members who left because they found work (a sign of hiring)"),
+    ("hiring_posts", "Posts about hiring"),
+    ("layoff_posts", "Posts about layoffs"),
+)
+PERIOD_WORDS = {"Daily": ("today", "the day before"), "Weekly": ("this week", "last week"),
+                "Monthly": ("this month", "last month")}
+
+
+@dataclass(frozen=True)
+class DigestPost:
+    raw: bytes              # the post as received (RFC 5322 bytes)
+    sender: str             # the From header value as received
+    subject: str            # decoded subject without the list prefix
+    received_at: datetime   # aware UTC
+    message_id: str         # '<...>'
+    thread_key: str         # Message-ID of the thread's first post
+    topic: str | None       # 'hiring' | 'layoff' | None
+
+
+@dataclass(frozen=True)
+class PeriodCounts:
+    joined: int
+    job_leaves: int
+    hiring_posts: int
+    layoff_posts: int
+
+
+@dataclass(frozen=True)
+class Highlight:
+    subject: str
+    replies: int
+    excerpt: str            # <= EXCERPT_CHARS, addresses, phone numbers and posters' names removed
+
+
+@dataclass(frozen=True)
+class PulseLine:
+    label: str
+    shown_now: str          # 'none' | 'fewer than 3' | '12'
+    shown_before: str
+    trend: Literal["up", "down", "flat"]
+
+
+_SINGLE = re.compile(r"^\w+$")
+
+
+def cadence_word(cron: str) -> str:
+    """'Daily', 'Weekly' or 'Monthly' for a once-a-day/week/month cron string; '' otherwise.
+
+    >>> cadence_word("0 8 * * mon"), cadence_word("0 8 1 * *"), cadence_word("*/5 * * * *")
+    ('Weekly', 'Monthly', '')
+    """
+    fields = cron.split()
+    if len(fields) != 5 or not all(_SINGLE.match(f) for f in fields[:2]) or fields[3] != "*":
+        return ""
+    dom, dow = fields[2], fields[4]
+    if dom == "*" and dow == "*":
+        return "Daily"
+    if dom == "*" and _SINGLE.match(dow):
+        return "Weekly"
+    if dow == "*" and _SINGLE.match(dom):
+        return "Monthly"
+    return ""
+
+
+def digest_subject(lst: ListConfig, kind: str, period_end: datetime, count: int, tz: tzinfo) -> str:
+    """'[networking] Weekly digest, 23 Nov 2026 (12 messages)' or an alumni update's subject."""
+    if kind == "regular":
+        word = cadence_word(lst.digest.schedule)
+        text = f"{word} digest" if word else "Digest"
+        text = f"{text}, {_day(period_end, tz)} ({_count(count)})"
+    elif kind == "alumni":
+        text = f"Alumni update, {_alumni_period(lst, period_end, tz)}"
+    else:
+        raise ValueError(f"unknown digest kind {kind!r}; use 'regular' or 'alumni'")
+    prefix = lst.prefix.strip()
+    return f"{prefix} {text}" if prefix else text
+
+
+def build_regular_digest(lst: ListConfig, domain: str, posts: Sequence[DigestPost], *,
+                         period_end: datetime, tz: tzinfo, fmt: str) -> EmailMessage:
+    """The digest of posts as one message: fmt 'mime' (multipart/digest) or 'plain' (RFC 1153)."""
+    if not posts:
+        raise ValueError("a digest needs at least one post; send none when there were no posts")
+    if fmt not in ("mime", "plain"):
+        raise ValueError(f"unknown digest format {fmt!r}; use 'mime' or 'plain'")
+    ordered = sorted(posts, key=lambda p: p.received_at)
+    subject = digest_subject(lst, "regular", period_end, len(ordered), tz)
+    ctx = {
+        "title": lst.display_title,
+        "heading": subject.removeprefix(lst.prefix.strip()).strip(),
+        "count_text": _count(len(ordered)),
+        "span": _span(ordered[0].received_at, period_end, tz),
+        "date": _day(period_end, tz),
+        "request_address": list_address(lst.name, domain, "request"),
+        "topics": [{"number": n, "subject": _one_line(p.subject) or "(no subject)",
+                    "name": _sender_name(p.sender)} for n, p in enumerate(ordered, 1)],
+    }
+    msg = _envelope(lst, domain, subject, period_end, tz)
+    if fmt == "plain":
+        enclosed = [_enclosed(p, tz) for p in ordered]
+        _set_text(msg, render_text("digest/plain.txt", messages=enclosed, **ctx))
+        return msg
+    # multipart/mixed holding the TOC and then a multipart/digest, as Mailman does: Gmail,
+    # Outlook, Apple Mail and Thunderbird all show a mixed message's first text/plain inline, so
+    # the TOC is what people see first and the posts follow as openable messages. A text/plain
+    # TOC *inside* multipart/digest is legal (RFC 2046 5.1.5) but several clients then list it
+    # as one more attached message or show nothing inline.
+    _set_text(msg, render_text("digest/toc.txt", **ctx))
+    msg.make_mixed()
+    msg.get_payload()[0]["Content-Description"] = f"Today's Topics ({ctx['count_text']})"
+    digest = MIMEPart(policy=POLICY)
+    digest.set_payload([_attached(p) for p in ordered])
+    digest["Content-Type"] = "multipart/digest"
+    msg.attach(digest)
+    return msg
+
+
+def pick_highlights(posts: Sequence[DigestPost], limit: int) -> list[Highlight]:
+    """The threads with the most replies in the period (ties: earliest first), at most limit."""
+    threads: dict[str, list[DigestPost]] = {}
+    for p in sorted(posts, key=lambda p: p.received_at):
+        threads.setdefault(p.thread_key, []).append(p)
+    ranked = sorted(threads.items(), key=lambda kv: (-_replies(kv[1]), kv[1][0].received_at, kv[0]))
+    names = _names(posts)
+    return [_highlight(thread, names) for _key, thread in ranked[:max(limit, 0)]]
+
+
+def pulse_lines(current: PeriodCounts, previous: PeriodCounts) -> list[PulseLine]:
+    """The alumni pulse: each figure now and before, small counts masked, and its trend."""
+    lines = []
+    for field, label in PULSE:
+        now, before = getattr(current, field), getattr(previous, field)
+        # The trend compares what the reader sees, so "fewer than 3" twice never reads as a change.
+        seen_now, seen_before = _visible(now), _visible(before)
+        trend = "up" if seen_now > seen_before else "down" if seen_now < seen_before else "flat"
+        lines.append(PulseLine(label, _shown(now), _shown(before), trend))
+    return lines
+
+
+def build_alumni_digest(lst: ListConfig, domain: str, posts: Sequence[DigestPost],
+                        current: PeriodCounts, previous: PeriodCounts, *,
+                        period_start: datetime, period_end: datetime, tz: tzinfo) -> EmailMessage:
+    """The low-volume alumni update: highlights, the pulse, and how to come back or leave."""
+    now_word, before_word = PERIOD_WORDS.get(cadence_word(lst.alumni.schedule),
+                                             ("this period", "the period before"))
+    body = render_text(
+        "digest/alumni.txt", title=lst.display_title, span=_span(period_start, period_end, tz),
+        highlights=pick_highlights(posts, lst.alumni.highlights),
+        pulse=pulse_lines(current, previous), now_word=now_word, before_word=before_word,
+        list_address=list_address(lst.name, domain),
+        request_address=list_address(lst.name, domain, "request"),
+    )
+    msg = _envelope(lst, domain, digest_subject(lst, "alumni", period_end, len(posts), tz),
+                    period_end, tz)
+    _set_text(msg, body)
+    return msg
+
+
+# --- message parts ---------------------------------------------------------------------------
+
+def _envelope(lst: ListConfig, domain: str, subject: str, when: datetime,
+              tz: tzinfo) -> EmailMessage:
+    msg = EmailMessage(policy=POLICY)
+    msg["From"] = Address(display_name=lst.display_title, username=lst.name, domain=domain)
+    msg["To"] = list_address(lst.name, domain)
+    msg["Subject"] = subject
+    msg["Date"] = when.astimezone(tz)
+    msg["Message-ID"] = make_msgid(idstring="digest", domain=domain)
+    msg["MIME-Version"] = "1.0"
+    return msg
+
+
+def _set_text(part: MIMEPart, text: str) -> None:
+    # Quoted-printable keeps non-ASCII text 7-bit safe for relays without 8BITMIME.
+    part.set_content(text, charset="utf-8", cte=None if text.isascii() else "quoted-printable")
+
+
+def _attached(post: DigestPost) -> MIMEPart:
+    part = MIMEPart(policy=POLICY)
+    part.set_content(message_from_bytes(post.raw, policy=default),
+                     cte="7bit" if post.raw.isascii() else "8bit")
+    return part
+
+
+def _enclosed(post: DigestPost, tz: tzinfo) -> dict:
+    """One RFC 1153 entry: the kept headers (decoded, one line each) and the text body."""
+    msg = message_from_bytes(post.raw, policy=default)
+    fallback = {"Date": format_datetime(post.received_at.astimezone(tz)),
+                "From": post.sender, "Subject": post.subject, "Message-ID": post.message_id}
+    headers = []
+    for name in RFC1153_HEADERS:
+        value = _header(msg, name) or _decoded_value(name, fallback.get(name))
+        if value:
+            headers.append((name, _one_line(value)))
+    # RFC 1153: blank the first character of body lines that would read as a separator.
+    lines = [" " + line[1:] if line == "-" * 30 else line for line in _body_text(msg).splitlines()]
+    body = "\n".join(lines).strip("\n") or "[This message had no text.]"
+    attachments = sum(1 for _ in msg.iter_attachments()) if msg.is_multipart() else 0
+    if attachments:
+        body += f"\n\n[{_count(attachments, 'attachment')} left out of this plain-text digest]"
+    return {"headers": headers, "body": body}
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab, LF, CR
+
+
+def _header(msg: EmailMessage, name: str) -> str | None:
+    """A header decoded to text; raw 8-bit values (no RFC 2047) are read as UTF-8 or Latin-1."""
+    raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    if raw is None:
+        return None
+    if isinstance(raw, str) and any("\udc80" <= c <= "\udcff" for c in raw):
+        return _bytes_text(raw.encode("ascii", "surrogateescape"), None)
+    try:
+        return str(default.header_fetch_parse(name, raw))  # unfolds, decodes RFC 2047
+    except (ValueError, IndexError, TypeError, AttributeError):  # email package parser bugs
+        return str(raw)
+
+
+def _decoded_value(name: str, value: str | None) -> str | None:
+    try:
+        return None if value is None else str(default.header_factory(name, value))
+    except (ValueError, IndexError, TypeError, AttributeError):
+        return value
+
+
+def _body_text(msg: EmailMessage) -> str:
+    """The first text/plain body decoded, or the HTML body with its tags stripped."""
+    part = msg.get_body(preferencelist=("plain",))
+    if part is not None:
+        return _decoded(part)
+    part = msg.get_body(preferencelist=("html",))
+    return _html_to_text(_decoded(part)) if part is not None else ""
+
+
+def _decoded(part: EmailMessage) -> str:
+    return _bytes_text(part.get_payload(decode=True) or b"", part.get_content_charset())
+
+
+def _bytes_text(data: bytes, charset: str | None) -> str:
+    """Text in its declared charset, else UTF-8, else Latin-1; control characters dropped."""
+    for name in (charset, "utf-8", "latin-1"):
+        if name:
+            try:
+                return _CONTROL.sub("", data.decode(name))
+            except (LookupError, UnicodeDecodeError):
+                continue
+    return _CONTROL.sub("", data.decode("latin-1"))
+
+
+class _TextOnly(HTMLParser):
+    BLOCKS = frozenset({"p", "br", "div", "li", "tr", "table", "ul", "ol", "hr", "blockquote",
+                        "h1", "h2", "h3", "h4", "h5", "h6"})
+    HIDDEN = frozenset({"script", "style", "head"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.hidden += tag in self.HIDDEN
+        if tag in self.BLOCKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.hidden = max(0, self.hidden - (tag in self.HIDDEN))
+        if tag in self.BLOCKS:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.out.append(data.replace("\n", " "))
+
+
+def _html_to_text(html: str) -> str:
+    parser = _TextOnly()
+    parser.feed(html)
+    parser.close()
+    lines = [" ".join(line.split()) for line in "".join(parser.out).splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+# --- highlights: short and impersonal --------------------------------------------------------
+
+_REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|aw|sv|antw|fwd?|wg)\s*(?:\[\d+\])?\s*:\s*)+",
+                           re.IGNORECASE)
+_QUOTE_INTRO = re.compile(r"^on .{0,200}wrote:$", re.IGNORECASE)
+# "Hi all," or "Dear fellow job seekers," but not "Hi, Acme is hiring 5 developers".
+_GREETING = re.compile(r"^(hi|hello|hey|dear|greetings|good (morning|afternoon|evening))\b"
+                       r"(\W+\w+){0,3}\W*$", re.IGNORECASE)
+_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,5}\)[ .-]?)?"  # +1 (555) 123-4567
+                    r"\d{2,5}(?:[ .-]\d{2,6}){1,4}(?!\w)"
+                    r"|(?<!\w)\+?\d{9,15}(?!\w)")  # 5551234567
+_DATE = re.compile(r"\d{1,4}[-./]\d{1,2}[-./]\d{1,4}")
+
+
+def _replies(thread: list[DigestPost]) -> int:
+    return sum(1 for p in thread if p.message_id != p.thread_key)
+
+
+def _highlight(thread: list[DigestPost], names: list[str]) -> Highlight:
+    # The starter may predate the period; then the thread's earliest post stands in for it.
+    starter = next((p for p in thread if p.message_id == p.thread_key), thread[0])
+    subject = _scrub(_one_line(_REPLY_PREFIX.sub("", starter.subject)), names) or "(no subject)"
+    body = _body_text(message_from_bytes(starter.raw, policy=default))
+    return Highlight(subject=subject, replies=_replies(thread), excerpt=_excerpt(body, names))
+
+
+def _excerpt(text: str, names: list[str]) -> str:
+    kept: list[str] = []
+    for line in text.splitlines():
+        s = line.strip()
+        if s == "--":  # signature separator "-- "
+            break
+        if s.startswith(">") or _QUOTE_INTRO.match(s) or (not kept and _GREETING.match(s)):
+            continue
+        if any(c.isalnum() for c in s):  # rules like "-----" or "***" say nothing
+            kept.append(s)
+    return _shorten(_scrub(" ".join(kept)[:2000], names), EXCERPT_CHARS)
+
+
+def _scrub(text: str, names: list[str]) -> str:
+    """Text with email addresses, phone numbers and the posters' names taken out."""
+    text = _EMAIL.sub("[address]", text)
+    text = _PHONE.sub(lambda m: m[0] if _DATE.fullmatch(m[0]) or sum(c.isdigit() for c in m[0]) < 7
+                      else "[phone]", text)
+    for name in names:
+        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", "[name]", text)
+    return re.sub(r"\[name\](?:\s+\[name\])+", "[name]", text)
+
+
+def _names(posts: Sequence[DigestPost]) -> list[str]:
+    """Posters' display names and their parts (as written and title-cased), longest first."""
+    found: set[str] = set()
+    for p in posts:
+        full = _sender_name(p.sender, address_if_no_name=False)
+        parts = [w for w in re.split(r"[\s,\"'()]+", full) if len(w) >= 2 and w[0].isalpha()]
+        for w in [full.strip(), *parts]:
+            if w:
+                found.update({w, w.title()})
+    return sorted(found, key=len, reverse=True)
+
+
+def _shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    if " " in cut[limit // 2:]:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def _shown(n: int) -> str:
+    if n < 0:
+        raise ValueError(f"a count cannot be negative (got {n})")
+    return "none" if n == 0 else "fewer than 3" if n < 3 else str(n)
+
+
+def _visible(n: int) -> int:
+    return n if n >= 3 else min(n, 1)
+
+
+# --- small words -----------------------------------------------------------------------------
+
+def _sender_name(sender: str, address_if_no_name: bool = True) -> str:
+    """The display name in a From value (RFC 2047 decoded), else its address."""
+    try:
+        addresses = default.header_factory("From", sender).addresses
+    except (ValueError, IndexError, TypeError, AttributeError):
+        addresses = ()
+    if addresses:
+        name, addr = addresses[0].display_name, addresses[0].addr_spec
+    else:
+        name, addr = parseaddr(sender)
+    return _one_line(name) or (addr if address_if_no_name else "")
+
+
+def _one_line(text: str) -> str:
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def _count(n: int, noun: str = "message") -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _day(when: datetime, tz: tzinfo) -> str:
+    d = when.astimezone(tz)
+    return f"{d.day} {MONTHS[d.month - 1][:3]} {d.year}"
+
+
+def _span(start: datetime, end: datetime, tz: tzinfo) -> str:
+    first, last = _day(start, tz), _day(end, tz)
+    return f"on {last}" if first == last else f"from {first} to {last}"
+
+
+def _alumni_period(lst: ListConfig, period_end: datetime, tz: tzinfo) -> str:
+    """A monthly update is named after the month it covers (the day before it is sent)."""
+    if cadence_word(lst.alumni.schedule) != "Monthly":
+        return _day(period_end, tz)
+    d = period_end.astimezone(tz) - timedelta(days=1)
+    return f"{MONTHS[d.month - 1]} {d.year}"
