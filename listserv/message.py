@@ -1,0 +1,170 @@
+"""Pure helpers on messages: a raw header block we can edit while the body stays byte-for-byte."""
+
+from __future__ import annotations
+
+import re
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import getaddresses
+
+SMTP_POLICY = policy.SMTP
+_PARSER = BytesParser(policy=policy.default)
+_HEADER_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:")
+
+
+def parse(raw: bytes) -> EmailMessage:
+    """The whole message, parsed with the default policy."""
+    return _PARSER.parsebytes(raw)  # type: ignore[return-value]
+
+
+def split_raw(raw: bytes) -> tuple[bytes, bytes]:
+    """(header block, body) with CRLF line ends; the blank line belongs to neither."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        idx = raw.find(sep)
+        if idx != -1:
+            head, body = raw[:idx], raw[idx + len(sep):]
+            break
+    else:
+        head, body = raw, b""
+    if raw.startswith((b"\r\n", b"\n")):  # no headers at all
+        head, body = b"", raw.lstrip(b"\r\n")
+    return _crlf(head), body if b"\r\n" in body or b"\n" not in body else _crlf(body)
+
+
+def _crlf(data: bytes) -> bytes:
+    return re.sub(rb"\r?\n", b"\r\n", data)
+
+
+def _header_lines(head: bytes) -> list[tuple[str, bytes]]:
+    """Split a header block into (lower-case name, raw bytes of the whole folded field)."""
+    fields: list[tuple[str, bytes]] = []
+    for line in head.split(b"\r\n"):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t") and fields:
+            name, data = fields[-1]
+            fields[-1] = (name, data + b"\r\n" + line)
+            continue
+        m = _HEADER_NAME.match(line)
+        if m is None:
+            continue  # not a header line: drop it rather than corrupt the block
+        fields.append((m.group(1).decode("ascii").lower(), line))
+    return fields
+
+
+def readable(text: str) -> str:
+    """Text with undecodable 8-bit bytes (kept by the parser as surrogates) turned into characters.
+
+    Raw 8-bit headers are most often UTF-8, else Latin-1; either way the result can be re-encoded.
+    """
+    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text
+    data = text.encode("utf-8", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def fold(name: str, value: str) -> bytes:
+    """One header field, folded and encoded by the email package (RFC 5322 / 2047)."""
+    value = _clean(value)
+    if not value.isascii():  # fold_binary RFC 2047-encodes only long values; a header object always
+        return SMTP_POLICY.fold_binary(name, SMTP_POLICY.header_factory(name, value))
+    return SMTP_POLICY.fold_binary(name, value)
+
+
+def _clean(value: str) -> str:
+    """Header values never carry CR or LF (no header injection)."""
+    return re.sub(r"[\r\n]+", " ", value)
+
+
+class RawMessage:
+    """A received message whose headers we edit; untouched fields and the body stay as received."""
+
+    def __init__(self, raw: bytes) -> None:
+        head, self.body = split_raw(raw)
+        self.fields = _header_lines(head)
+        self.parsed = _PARSER.parsebytes(head + b"\r\n\r\n", headersonly=True)
+
+    def get(self, name: str, default: str = "") -> str:
+        """The decoded value of the first field called name."""
+        try:
+            value = self.parsed.get(name)
+        except Exception:  # noqa: BLE001 - an undecodable header reads as absent
+            return default
+        return default if value is None else readable(str(value))
+
+    def get_all(self, name: str) -> list[str]:
+        try:
+            return [readable(str(v)) for v in self.parsed.get_all(name, [])]
+        except Exception:  # noqa: BLE001
+            return []
+
+    def has(self, name: str) -> bool:
+        low = name.lower()
+        return any(n == low for n, _ in self.fields)
+
+    def remove(self, *names: str) -> None:
+        lows = {n.lower() for n in names}
+        self.fields = [(n, data) for n, data in self.fields if n not in lows]
+        for name in names:
+            del self.parsed[name]
+
+    def add(self, name: str, value: str) -> None:
+        """Append a new field, folded by the email package."""
+        self.fields.append((name.lower(), fold(name, value).rstrip(b"\r\n")))
+        self.parsed[name] = _clean(value)
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every field called name with one new field at the first one's place."""
+        low = name.lower()
+        new = (low, fold(name, value).rstrip(b"\r\n"))
+        idx = next((i for i, (n, _) in enumerate(self.fields) if n == low), None)
+        self.fields = [(n, d) for n, d in self.fields if n != low]
+        self.fields.insert(len(self.fields) if idx is None else idx, new)
+        del self.parsed[name]
+        self.parsed[name] = _clean(value)
+
+    def head_bytes(self) -> bytes:
+        return b"".join(data + b"\r\n" for _, data in self.fields)
+
+    def to_bytes(self) -> bytes:
+        return self.head_bytes() + b"\r\n" + self.body
+
+
+def add_fields(raw: bytes, fields: bytes) -> bytes:
+    """Insert pre-folded header fields at the end of a message's header block."""
+    idx = raw.find(b"\r\n\r\n")
+    if idx == -1:
+        return raw + b"\r\n" + fields
+    return raw[: idx + 2] + fields + raw[idx + 2:]
+
+
+def addresses_in(values: list[str]) -> list[str]:
+    """The addr-specs in a list of address header values, lower case."""
+    return [addr.lower() for _name, addr in getaddresses(values) if addr]
+
+
+def message_ids(value: str) -> list[str]:
+    """The <...> ids in a References or In-Reply-To value."""
+    return re.findall(r"<[^<>\s]+>", value or "")
+
+
+def first_text(msg: EmailMessage) -> str:
+    """The first text/plain part's text (HTML with tags stripped when there is none)."""
+    try:
+        part = msg.get_body(preferencelist=("plain", "html"))
+    except Exception:  # noqa: BLE001
+        part = None
+    if part is None:
+        return ""
+    try:
+        text = part.get_content()
+    except Exception:  # noqa: BLE001 - unknown charset or broken encoding
+        payload = part.get_payload(decode=True) or b""
+        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
+    if part.get_content_subtype() == "html":
+        text = re.sub(r"<[^>]+>", " ", text)
+    return str(text)
