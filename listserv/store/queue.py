@@ -26,6 +26,10 @@ class Claimed:
     member_id: int | None
 
 
+# SQLAlchemy keeps an INSERT's rowcount only when asked; psycopg would otherwise report -1.
+COUNT_ROWS = {"preserve_rowcount": True}
+
+
 def _insert(s: Session, table):  # type: ignore[no-untyped-def]
     dialect = s.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
@@ -58,7 +62,7 @@ def queue_to_members(s: Session, outbound_id: int, list_name: str, deliveries: S
     cols = ["outbound_id", "member_id", "recipient", "token", "state", "attempts",
             "created_at", "next_attempt_at"]
     stmt = _insert(s, Delivery).from_select(cols, members).on_conflict_do_nothing()
-    return s.execute(stmt).rowcount or 0
+    return s.execute(stmt, execution_options=COUNT_ROWS).rowcount or 0
 
 
 def queue_to_addresses(s: Session, outbound_id: int, recipients: Iterable[tuple[str, str, int | None]],
@@ -69,7 +73,8 @@ def queue_to_addresses(s: Session, outbound_id: int, recipients: Iterable[tuple[
             for addr, token, member_id in recipients]
     if not rows:
         return 0
-    return s.execute(_insert(s, Delivery).values(rows).on_conflict_do_nothing()).rowcount or 0
+    stmt = _insert(s, Delivery).values(rows).on_conflict_do_nothing()
+    return s.execute(stmt, execution_options=COUNT_ROWS).rowcount or 0
 
 
 def claim_deliveries(s: Session, now: datetime, lease: timedelta, limit: int) -> list[Claimed]:

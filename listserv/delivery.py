@@ -1,0 +1,273 @@
+"""The only code that sends mail: claim due copies, personalise, send over reused connections."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from listserv.addresses import verp_encode
+from listserv.config import Config
+from listserv.message import add_fields, fold
+from listserv.posting import Site, member_fields
+from listserv.store import Store, queue
+from listserv.store.queue import Claimed
+
+log = logging.getLogger("listserv.delivery")
+
+BATCH = 500
+LEASE = timedelta(minutes=2)
+RETRY_CAP = timedelta(hours=2)
+
+
+class TransientError(Exception):
+    """The relay said 4xx or could not be reached: try again later."""
+
+
+class PermanentError(Exception):
+    """The relay said 5xx for this recipient: do not try again."""
+
+
+def retry_delay(attempts: int, initial: float) -> timedelta:
+    """Exponential backoff: initial, 2x, 4x ... capped at two hours.
+
+    >>> retry_delay(1, 30), retry_delay(3, 30)
+    (datetime.timedelta(seconds=30), datetime.timedelta(seconds=120))
+    """
+    return min(timedelta(seconds=initial * 2 ** max(attempts - 1, 0)), RETRY_CAP)
+
+
+class OutboxRelay:
+    """Writes each copy as a .eml file, so a newcomer sees exactly what would be sent."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    async def send(self, sender: str, rcpt: str, data: bytes, tag: int) -> None:
+        trace = fold("Return-Path", f"<{sender}>") + fold("Delivered-To", rcpt)
+        name = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{tag:08d}.eml"
+        tmp = self.folder / f".{name}.tmp"
+        try:
+            tmp.write_bytes(trace + data)
+            os.replace(tmp, self.folder / name)
+        except OSError as exc:
+            raise TransientError(f"cannot write to the outbox {self.folder}: {exc.strerror}") from None
+
+    async def close(self) -> None:
+        return None
+
+
+class SmtpRelay:
+    """One reused aiosmtplib connection to an smtp:// or smtps:// relay."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (465 if parts.scheme == "smtps" else 25)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.implicit_tls = parts.scheme == "smtps"
+        self.starttls = "starttls=1" in (parts.query or "") or "starttls=true" in (parts.query or "")
+        self.client: aiosmtplib.SMTP | None = None
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=60,
+                                 use_tls=self.implicit_tls, start_tls=self.starttls or None,
+                                 tls_context=ssl.create_default_context() if self.implicit_tls or self.starttls else None)
+        await client.connect()
+        if self.username:
+            await client.login(self.username, self.password or "")
+        return client
+
+    async def send(self, sender: str, rcpt: str, data: bytes, tag: int) -> None:
+        try:
+            if self.client is None or not self.client.is_connected:
+                self.client = await self._connect()
+            await self.client.sendmail(sender, [rcpt], data)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refusal = exc.recipients[0] if exc.recipients else None
+            code = refusal.code if refusal else 550
+            self._raise(code, str(refusal.message if refusal else exc))
+        except aiosmtplib.SMTPResponseException as exc:
+            self._raise(exc.code, exc.message)
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            await self.close()
+            raise TransientError(f"relay {self.host}:{self.port} unreachable: {exc}") from None
+
+    def _raise(self, code: int, message: str) -> None:
+        text = f"{code} {message}".strip()
+        if 400 <= code < 500:
+            raise TransientError(text)
+        raise PermanentError(text)
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                client.close()
+
+
+def make_relay(cfg: Config) -> OutboxRelay | SmtpRelay:
+    relay = cfg.server.relay
+    if relay.startswith("outbox:"):
+        return OutboxRelay(cfg.resolve(relay.removeprefix("outbox:")))
+    return SmtpRelay(relay)
+
+
+@dataclass
+class Results:
+    """What the senders found, written back to the store in batches."""
+
+    sent: list[int] = field(default_factory=list)
+    deferred: list[tuple[Claimed, str]] = field(default_factory=list)
+    failed: list[tuple[Claimed, str]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.sent or self.deferred or self.failed)
+
+
+class Deliverer:
+    """Claims due copies, sends them over several connections at once, records the outcome."""
+
+    def __init__(self, store: Store, config: Callable[[], Config],
+                 on_failure: Callable[..., None] | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.on_failure = on_failure  # (session, cfg, claimed, error, permanent) in the store thread
+        self.wakeup = asyncio.Event()
+        self.results = Results()
+        self._cache: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
+
+    def wake(self) -> None:
+        self.wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until stop is set."""
+        while not stop.is_set():
+            self.wakeup.clear()  # before the pass: a wake-up during it (new mail, stop) is kept
+            try:
+                sent = await self.deliver_due()
+            except Exception:  # noqa: BLE001 - a store hiccup must not kill the worker
+                log.exception("delivery pass failed; retrying shortly")
+                sent = 0
+            if sent == 0:
+                try:
+                    await asyncio.wait_for(self.wakeup.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
+
+    async def deliver_due(self) -> int:
+        """Send everything due now; returns how many copies were handled."""
+        cfg = self.config()
+        conns = cfg.server.delivery_connections
+        work: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=BATCH * 2)
+        total = 0
+
+        async def producer() -> None:
+            nonlocal total
+            while True:
+                batch = await asyncio.to_thread(self._claim)
+                if not batch:
+                    break
+                total += len(batch)
+                for item in batch:
+                    await work.put(item)
+            for _ in range(conns):
+                await work.put(None)
+
+        relays = [make_relay(cfg) for _ in range(conns)]
+        flusher = asyncio.create_task(self._flush_loop())
+        try:
+            await asyncio.gather(producer(), *(self._sender(cfg, relay, work) for relay in relays))
+        finally:
+            for relay in relays:
+                await relay.close()
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            await self._flush()
+        return total
+
+    def _claim(self) -> list[Claimed]:
+        with self.store.session() as s:
+            return queue.claim_deliveries(s, datetime.now(UTC), LEASE, BATCH)
+
+    async def _sender(self, cfg: Config, relay: OutboxRelay | SmtpRelay,
+                      work: asyncio.Queue[Claimed | None]) -> None:
+        site = Site.of(cfg.server)
+        while (item := await work.get()) is not None:
+            try:
+                list_name, raw = await self._outbound(item.outbound_id)
+                data = add_fields(raw, member_fields(list_name, site, item.token)) if item.token else raw
+                sender = verp_encode(list_name, site.domain, item.recipient)
+                await relay.send(sender, item.recipient, data, item.id)
+                self.results.sent.append(item.id)
+            except TransientError as exc:
+                self.results.deferred.append((item, str(exc)))
+            except PermanentError as exc:
+                self.results.failed.append((item, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - one bad copy must not stop the others
+                log.exception("delivery %s failed unexpectedly", item.id)
+                self.results.deferred.append((item, f"internal error: {exc}"))
+
+    async def _outbound(self, outbound_id: int) -> tuple[str, bytes]:
+        hit = self._cache.get(outbound_id)
+        if hit is None:
+            hit = await asyncio.to_thread(self._load_outbound, outbound_id)
+            self._cache[outbound_id] = hit
+            while len(self._cache) > 32:
+                self._cache.popitem(last=False)
+        return hit
+
+    def _load_outbound(self, outbound_id: int) -> tuple[str, bytes]:
+        with self.store.session() as s:
+            found = queue.outbound_raw(s, outbound_id)
+        if found is None:
+            raise PermanentError(f"outbound message {outbound_id} is missing from the store")
+        return found
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        # Swap in the event loop, where the senders append, so no outcome can slip between.
+        results, self.results = self.results, Results()
+        if results:
+            await asyncio.to_thread(self._write, results)
+
+    def _write(self, results: Results) -> None:
+        """Write outcomes back: sent in one statement, deferrals with backoff, failures reported."""
+        cfg = self.config()
+        now = datetime.now(UTC)
+        with self.store.session() as s:
+            queue.mark_sent(s, results.sent, now)
+            for item, error in results.deferred:
+                if now - item.created_at > timedelta(seconds=cfg.server.retry_seconds):
+                    queue.fail(s, item.id, f"gave up after {cfg.server.retry_for}: {error}")
+                    self._report(s, cfg, item, error, permanent=False)
+                else:
+                    delay = retry_delay(item.attempts, cfg.server.retry_initial_seconds)
+                    queue.defer(s, item.id, error, now + delay)
+            for item, error in results.failed:
+                queue.fail(s, item.id, error)
+                self._report(s, cfg, item, error, permanent=True)
+        if results.deferred:
+            log.info("deferred %d copies (%s)", len(results.deferred), results.deferred[0][1])
+
+    def _report(self, s, cfg: Config, item: Claimed, error: str, permanent: bool) -> None:  # type: ignore[no-untyped-def]
+        log.warning("delivery to %s failed%s: %s", item.recipient, "" if permanent else " for good", error)
+        if self.on_failure is not None:
+            self.on_failure(s, cfg, item, error, permanent)

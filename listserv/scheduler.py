@@ -1,0 +1,110 @@
+"""APScheduler wiring: a cron job per list and digest kind, daily bounce upkeep, catch-up at start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from listserv import bouncing, digest_runs
+from listserv.posting import Site
+
+if TYPE_CHECKING:
+    from listserv.server import Server
+
+log = logging.getLogger("listserv.scheduler")
+
+MAINTENANCE_CRON = "17 3 * * *"  # bounce score upkeep and probes, daily
+
+
+def digest_jobs(cfg) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    """(list, kind, cron) for every digest the config asks for."""
+    jobs = []
+    for name, lst in cfg.lists.items():
+        jobs.append((name, "regular", lst.digest.schedule))
+        if lst.alumni.enabled:
+            jobs.append((name, "alumni", lst.alumni.schedule))
+    return jobs
+
+
+def missed_since(cron: str, tz: ZoneInfo, since: datetime, now: datetime) -> bool:
+    """True when the cron schedule had a fire time in (since, now]."""
+    trigger = CronTrigger.from_crontab(cron, timezone=tz)
+    nxt = trigger.get_next_fire_time(None, since + timedelta(microseconds=1))
+    return nxt is not None and nxt <= now
+
+
+class Scheduler:
+    """Owns the AsyncIOScheduler of a running server."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.aps = AsyncIOScheduler(timezone=ZoneInfo(server.cfg.server.timezone))
+
+    @property
+    def running(self) -> bool:
+        return bool(self.aps.running)
+
+    def start(self) -> None:
+        self.plan()
+        self.aps.start()
+        asyncio.get_running_loop().create_task(self.catch_up(), name="digest-catch-up")
+
+    def shutdown(self) -> None:
+        if self.aps.running:
+            self.aps.shutdown(wait=False)
+
+    def plan(self) -> None:
+        cfg = self.server.cfg
+        tz = ZoneInfo(cfg.server.timezone)
+        self.aps.remove_all_jobs()
+        for name, kind, cron in digest_jobs(cfg):
+            self.aps.add_job(self.run_digest, CronTrigger.from_crontab(cron, timezone=tz),
+                             args=(name, kind), id=f"digest:{name}:{kind}", coalesce=True,
+                             max_instances=1, misfire_grace_time=3600, replace_existing=True)
+        self.aps.add_job(self.maintain, CronTrigger.from_crontab(MAINTENANCE_CRON, timezone=tz),
+                         id="maintenance", coalesce=True, max_instances=1, replace_existing=True)
+
+    def replan(self) -> None:
+        """After a reload: the jobs follow the new config."""
+        self.plan()
+        log.info("scheduler re-planned: %d job(s)", len(self.aps.get_jobs()))
+
+    async def run_digest(self, name: str, kind: str) -> None:
+        try:
+            outcome = await asyncio.to_thread(digest_runs.run_digest, self.server.store, self.server.cfg,
+                                              name, kind, datetime.now(UTC))
+            log.info("digest %s/%s: %s", name, kind, outcome)
+            self.server.deliverer.wake()
+        except Exception:  # noqa: BLE001 - a failed run is retried by the next trigger or start
+            log.exception("digest %s/%s failed", name, kind)
+
+    async def catch_up(self) -> None:
+        """Send once, now, any digest whose scheduled time passed while we were down."""
+        cfg = self.server.cfg
+        tz = ZoneInfo(cfg.server.timezone)
+        now = datetime.now(UTC)
+        for name, kind, cron in digest_jobs(cfg):
+            since = await asyncio.to_thread(digest_runs.last_period_end, self.server.store, name, kind, now)
+            if missed_since(cron, tz, since, now):
+                log.info("digest %s/%s was missed while the server was down; sending it now", name, kind)
+                await self.run_digest(name, kind)
+
+    async def maintain(self) -> None:
+        def work() -> None:
+            cfg, now = self.server.cfg, datetime.now(UTC)
+            site = Site.of(cfg.server)
+            for lst in cfg.lists.values():
+                with self.server.store.session() as s:
+                    bouncing.maintain(s, lst, site, now)
+
+        try:
+            await asyncio.to_thread(work)
+            self.server.deliverer.wake()
+        except Exception:  # noqa: BLE001
+            log.exception("daily maintenance failed")

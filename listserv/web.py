@@ -1,0 +1,129 @@
+"""The small HTTP side: one-click unsubscribe (RFC 8058), confirm pages, health. No admin actions."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from listserv import commands
+from listserv.commands.confirm import apply_token
+from listserv.commands._shared import goodbye
+from listserv.posting import Site
+from listserv.render import render_text
+from listserv.store import members, tokens
+
+if TYPE_CHECKING:
+    from listserv.server import Server
+
+# Not "reply to a list message": a reply to a post goes to everyone on the list.
+GONE = ("This link is unknown or has expired. If you still want to change your subscription, "
+        "please send your request again by email, or use the unsubscribe link in a recent list message.")
+TOKEN_PATTERN = "{token:str}"
+ACTION_WORDS = {  # action: (heading, what pressing the button does, button)
+    "join": ("Confirm your subscription", "Press the button to subscribe {address} to {title}.",
+             "Yes, subscribe me"),
+    "leave": ("Confirm that you want to leave", "Press the button to unsubscribe {address} from {title}.",
+              "Yes, unsubscribe me"),
+    "alumni": ("Stay in touch as alumni", "Press the button to switch {address} to alumni mode on {title}: "
+               "a short update now and then instead of every post.", "Yes, switch me to alumni mode"),
+    "approve-join": ("Approve a new member", "Press the button to let {address} join {title}.", "Approve"),
+}
+
+
+def page(title: str, *paragraphs: str, button: str = "", action: str = "",
+         fields: tuple[tuple[str, str], ...] = (), footer: str = "", status: int = 200) -> HTMLResponse:
+    html = render_text("web/page.html", title=title, paragraphs=paragraphs, button=button,
+                       action=action, fields=fields, footer=footer)
+    return HTMLResponse(html, status_code=status)
+
+
+def make_app(server: Server) -> Starlette:
+    """The Starlette app bound to a running server's store and config."""
+
+    def gone() -> Response:
+        return PlainTextResponse(GONE, status_code=404)
+
+    def unsubscribe(token: str, one_click: bool) -> tuple[int, str]:
+        cfg, now = server.cfg, datetime.now(UTC)
+        with server.store.session() as s:
+            member = members.member_by_token(s, token)
+            lst = cfg.lists.get(member.list_name) if member else None
+            if member is None or lst is None:
+                return 404, ""
+            if member.status == "left":
+                return 200, lst.display_title
+            if not one_click:
+                return 0, lst.display_title
+            ctx = commands.Context(s=s, cfg=cfg, lst=lst, site=Site.of(cfg.server), now=now,
+                                   address=member.address)
+            goodbye(ctx, member, "one-click unsubscribe")
+            commands.send_replies(ctx)
+            return 200, lst.display_title
+
+    async def unsub(request: Request) -> Response:
+        token = request.path_params["token"]
+        if request.method == "GET":
+            status, title = await asyncio.to_thread(unsubscribe, token, False)
+            if status == 404:
+                return gone()
+            if status == 200:
+                return page(f"You have left {title}", "You won't get mail from this list any more.")
+            return page(f"Leave {title}?", "Press the button to stop getting mail from this list.",
+                        button="Unsubscribe", action=f"/u/{token}",
+                        fields=(("List-Unsubscribe", "One-Click"),),
+                        footer="Opening this page changes nothing until you press the button.")
+        status, title = await asyncio.to_thread(unsubscribe, token, True)
+        server.deliverer.wake()  # the goodbye is queued: send it now, not at the next poll
+        if status == 404:
+            return gone()
+        return page(f"You have left {title}", "You won't get mail from this list any more.",
+                    "Thank you for being part of the group.")
+
+    def confirm(token: str, do_it: bool) -> tuple[int, str, str, str]:
+        cfg, now = server.cfg, datetime.now(UTC)
+        with server.store.session() as s:
+            tok = tokens.live_token(s, token, now)
+            lst = cfg.lists.get(tok.list_name) if tok else None
+            if tok is None or lst is None:
+                return 404, "", "", ""
+            if not do_it:
+                return 0, lst.display_title, tok.action, tok.address
+            ctx = commands.Context(s=s, cfg=cfg, lst=lst, site=Site.of(cfg.server), now=now,
+                                   address=tok.address)
+            result = apply_token(ctx, token)
+            commands.send_replies(ctx)
+            return 200, lst.display_title, tok.action, result
+
+    async def confirm_page(request: Request) -> Response:
+        token = request.path_params["token"]
+        do_it = request.method == "POST"
+        status, title, action, detail = await asyncio.to_thread(confirm, token, do_it)
+        if do_it:
+            server.deliverer.wake()  # a welcome or goodbye may be queued
+        if status == 404:
+            return gone()
+        if do_it:
+            return page(title, detail)
+        heading, sentence, button = ACTION_WORDS.get(action, ("Confirm", "Press the button to confirm.", "Confirm"))
+        return page(heading, sentence.format(address=detail, title=title), button=button, action=f"/c/{token}",
+                    footer="Opening this page changes nothing until you press the button.")
+
+    async def healthz(request: Request) -> Response:
+        store_ok = await asyncio.to_thread(server.store.ping)
+        scheduler_ok = server.scheduler is not None and server.scheduler.running
+        if store_ok and scheduler_ok:
+            return PlainTextResponse("ok\n")
+        problems = [p for p, ok in (("store unreachable", store_ok), ("scheduler stopped", scheduler_ok)) if not ok]
+        return PlainTextResponse("; ".join(problems) + "\n", status_code=503)
+
+    return Starlette(routes=[
+        Route(f"/u/{TOKEN_PATTERN}", unsub, methods=["GET", "POST"]),
+        Route(f"/c/{TOKEN_PATTERN}", confirm_page, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ])
