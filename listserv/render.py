@@ -62,5 +62,12 @@ def render_reply(name: str, *, sender: str, to: str, domain: str, reply_to: str 
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
         msg["References"] = in_reply_to
-    msg.set_content(body, charset="utf-8")
+    msg.set_content(body, charset="utf-8", cte=readable_cte(body))
     return msg
+
+
+def readable_cte(text: str) -> str:
+    """7bit for plain ASCII (links stay clickable even in raw source), else quoted-printable."""
+    if text.isascii() and all(len(line) <= 990 for line in text.splitlines()):
+        return "7bit"
+    return "quoted-printable"
