@@ -12,8 +12,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from listserv import commands
-from listserv.commands.confirm import apply_token
 from listserv.commands._shared import goodbye
+from listserv.commands.confirm import apply_token
 from listserv.posting import Site
 from listserv.render import render_text
 from listserv.store import members, tokens
@@ -30,8 +30,9 @@ ACTION_WORDS = {  # action: (heading, what pressing the button does, button)
              "Yes, subscribe me"),
     "leave": ("Confirm that you want to leave", "Press the button to unsubscribe {address} from {title}.",
               "Yes, unsubscribe me"),
-    "alumni": ("Stay in touch as alumni", "Press the button to switch {address} to alumni mode on {title}: "
-               "a short update now and then instead of every post.", "Yes, switch me to alumni mode"),
+    "alumni": ("Stay in touch as alumni", ("Press the button to switch {address} to alumni mode on {title}: "
+                                           "a short update now and then instead of every post."),
+               "Yes, switch me to alumni mode"),
     "approve-join": ("Approve a new member", "Press the button to let {address} join {title}.", "Approve"),
 }
 

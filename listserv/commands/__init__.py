@@ -191,6 +191,11 @@ def handle_command_mail(s: Session, cfg: Config, lst: ListConfig, site: Site, in
             return
         ctx.address, ctx.via_token = member.address, member
         lines = [["leave"]]
+    elif not may_auto_reply(inc.msg, inc.mail_from, lst, site):
+        # Machines (bounces, out-of-office replies, list traffic) never change a membership;
+        # only a member-token leave is honoured from them, since leaving must always be easy.
+        log.info("%s-%s: automated mail from %s; no command run", lst.name, suffix, address)
+        return
     elif suffix == "confirm":
         lines = [["confirm", detail]] if detail else command_lines(subject, body)
     elif suffix in ADDRESS_COMMANDS:

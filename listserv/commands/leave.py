@@ -11,6 +11,9 @@ from listserv.store import members, tokens
 @command("leave", aliases=("unsubscribe",), usage="leave [reason]",
          summary="Leave this list (if you found work, you can stay as alumni instead).")
 def leave(ctx: Context, args: list[str]) -> Outcome:
+    if ctx.via_token is not None and ctx.via_token.status == "left":  # a second click: one goodbye is enough
+        ctx.result("", "You had already left the list; there is nothing more to do.")
+        return Outcome.STOP
     if ctx.via_token is not None:  # the member's own token: at once, no questions (rule 3, 4)
         goodbye(ctx, ctx.via_token, "one-step leave with the member's own token")
         ctx.result("", "You have left the list.")
