@@ -124,6 +124,10 @@ def run_digest(store: Store, cfg: Config, list_name: str, kind: str, now: dateti
 def preview(store: Store, cfg: Config, list_name: str, kind: str, now: datetime) -> EmailMessage | None:
     """The digest the next run would send, without recording or sending anything."""
     lst = cfg.list(list_name)
+    if kind not in KINDS:
+        raise ValueError(f"unknown digest kind {kind!r}; use 'regular' or 'alumni'")
+    if kind == "alumni" and not lst.alumni.enabled:
+        return None  # run_digest would send none either
     with store.session() as s:
         previous = last_run(s, lst.name, kind)
         start = previous.period_end if previous else members.ensure_list(s, lst.name, now).first_seen

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from email.policy import SMTP
 
 from listserv.addresses import list_address, sender_address
 from listserv.config import ListConfig
@@ -13,6 +14,9 @@ from listserv.posting import Site
 log = logging.getLogger("listserv.dmarc")
 
 MUNGED = ("From", "Reply-To", "Cc", "X-Original-From")
+# CRLF, and the original's own fields never refolded: the attached post stays byte-for-byte
+# what its author sent, so its DKIM signature still verifies (even with c=simple).
+WRAP_POLICY = SMTP.clone(refold_source="none")
 
 
 def apply(raw: bytes, lst: ListConfig, site: Site, policies: DmarcPolicies | None) -> bytes:
@@ -30,7 +34,8 @@ def apply(raw: bytes, lst: ListConfig, site: Site, policies: DmarcPolicies | Non
     address = list_address(lst.name, site.domain)
     full = parse(raw)
     if lst.dmarc == "wrap":
-        return wrap_message(full, list_address=address, list_title=lst.display_title).as_bytes()
+        wrapped = wrap_message(full, list_address=address, list_title=lst.display_title)
+        return wrapped.as_bytes(policy=WRAP_POLICY)
     munge_from(full, list_address=address, list_title=lst.display_title, reply_to_mode=lst.reply_to)
     for name in MUNGED:  # copy the rewritten fields back, leaving the body byte-for-byte
         values = full.get_all(name) or []
