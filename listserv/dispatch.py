@@ -42,7 +42,8 @@ def handle_inbound(s: Session, cfg: Config, row: Inbound, now: datetime, resolve
     inc = Incoming(raw=row.raw, mail_from=row.mail_from, msg=RawMessage(row.raw), now=now)
     site = Site.of(cfg.server)
     names = frozenset(cfg.lists)
-    for rcpt in json.loads(row.rcpts):
+    # One pass per distinct recipient: a client repeating RCPT TO must not post twice.
+    for rcpt in dict.fromkeys(r.lower() for r in json.loads(row.rcpts)):
         route = split_recipient(rcpt, cfg.server.domain, names)
         if route is None:
             log.warning("inbound %s: no route for %s (config changed?)", row.id, rcpt)

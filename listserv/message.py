@@ -75,6 +75,16 @@ def fold(name: str, value: str) -> bytes:
     return SMTP_POLICY.fold_binary(name, value)
 
 
+# RFC 2369 fields carry <URL> lists that must reach the client intact: an ASCII line of up
+# to 998 octets is valid (RFC 5322 2.1.1), while the default 78 would RFC 2047-encode a long URL.
+_URI_POLICY = SMTP_POLICY.clone(max_line_length=998)
+
+
+def fold_uris(name: str, value: str) -> bytes:
+    """A field holding <URL> lists (List-Unsubscribe ...), never encoded; built by the email package."""
+    return _URI_POLICY.fold_binary(name, _clean(value))
+
+
 def _clean(value: str) -> str:
     """Header values never carry CR or LF (no header injection)."""
     return re.sub(r"[\r\n]+", " ", value)

@@ -9,7 +9,7 @@ from email.utils import formataddr
 
 from listserv.addresses import list_address
 from listserv.config import ListConfig, ServerConfig
-from listserv.message import RawMessage, fold
+from listserv.message import RawMessage, fold, fold_uris
 
 # Fields a list must not pass on: delivery traces and other lists' List-* fields (RFC 2369).
 HYGIENE = ("return-path", "delivered-to", "x-original-to", "list-id", "list-post", "list-help",
@@ -118,9 +118,7 @@ def decorate(raw: bytes, lst: ListConfig, site: Site, steps: tuple[Step, ...] = 
 
 def member_fields(lst_name: str, site: Site, token: str) -> bytes:
     """The per-member List-Unsubscribe fields (RFC 2369 + RFC 8058 one-click), folded."""
-    url = re.sub(r"[\r\n]+", "", f"{site.base_url}/u/{token}")
-    mailto = re.sub(r"[\r\n]+", "", list_address(lst_name, site.domain, "leave", token))
-    # Folded by hand at the comma: the email package RFC 2047-encodes a long mailto URL,
-    # which mail clients no longer recognise as the RFC 2369 <mailto:...> it is.
-    unsubscribe = f"List-Unsubscribe: <{url}>,\r\n <mailto:{mailto}>\r\n".encode()
+    url = f"{site.base_url}/u/{token}"
+    mailto = list_address(lst_name, site.domain, "leave", token)
+    unsubscribe = fold_uris("List-Unsubscribe", f"<{url}>, <mailto:{mailto}>")
     return unsubscribe + fold("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")

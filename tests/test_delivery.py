@@ -1,0 +1,247 @@
+"""Delivery: deferral and retry while the relay is down, permanent failures, kill -9 durability."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from listserv.cli import app
+from listserv.delivery import RETRY_CAP, retry_delay
+from listserv.store.tables import Delivery, Member
+from tests.conftest import (
+    DOMAIN,
+    add_members,
+    asend,
+    config_text,
+    free_port,
+    make_message,
+    send,
+    wait_for,
+)
+
+LIST = f"networking@{DOMAIN}"
+MEMBERS = ("ann@example.com", "bob@example.net", "cy@example.org")
+
+
+def post(subject: str, msgid: str, sender: str = "ann@example.com") -> bytes:
+    return make_message(f"""
+        From: {sender}
+        To: {LIST}
+        Subject: {subject}
+        Message-ID: <{msgid}@example.com>
+
+        Body of {msgid}.
+        """)
+
+
+def cli(config: Path | str, *args: str):  # type: ignore[no-untyped-def]
+    result = CliRunner().invoke(app, [*args, "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def queue_json(config: Path | str) -> list[dict]:
+    return json.loads(cli(config, "queue", "--json").stdout)
+
+
+def copies(sink, subject: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """How many copies of the post with subject each recipient got."""
+    counts: dict[str, int] = {}
+    with sink.lock:
+        for m in sink.messages:
+            if subject in str(m.msg["Subject"] or ""):
+                counts[m.rcpt] = counts.get(m.rcpt, 0) + 1
+    return counts
+
+
+def test_retry_delay_doubles_from_the_initial_delay_up_to_a_cap():
+    """retry_delay: initial, 2x, 4x, ... and never more than two hours."""
+    assert retry_delay(1, 30) == timedelta(seconds=30)
+    assert retry_delay(2, 30) == timedelta(seconds=60)
+    assert retry_delay(3, 30) == timedelta(seconds=120)
+    assert retry_delay(0, 1) == timedelta(seconds=1), "attempt 0 waits the initial delay too"
+    assert retry_delay(40, 30) == RETRY_CAP == timedelta(hours=2)
+    delays = [retry_delay(n, 1) for n in range(1, 30)]
+    assert delays == sorted(delays)
+
+
+async def test_relay_saying_451_defers_copies_then_each_member_gets_exactly_one(server, sink):
+    """While the relay answers 451, copies wait in the queue with the error; once it recovers, one copy each."""
+    add_members(server, *MEMBERS)
+    sink.answer = "451 4.3.0 try later"
+    await asend(server.smtp_port, "ann@example.com", LIST, post("Deferred post", "defer-1"))
+
+    def deferred() -> list[dict]:
+        rows = [r for r in queue_json(server.cfg.path) if r["recipient"] in MEMBERS]
+        return rows if len(rows) == 3 and all("451" in r["last_error"] for r in rows) else []
+
+    rows = await wait_for(deferred, what="three deferred copies in `listserv queue`")
+    assert all(r["state"] == "queued" and r["attempts"] >= 1 for r in rows)  # type: ignore[union-attr]
+    assert sink.messages == []
+
+    sink.answer = "250 OK"
+    await wait_for(lambda: len(copies(sink, "Deferred post")) == 3, timeout=15, what="delivery after recovery")
+    await asyncio.sleep(0.5)
+    assert copies(sink, "Deferred post") == {m: 1 for m in MEMBERS}
+    assert [r for r in queue_json(server.cfg.path) if r["recipient"] in MEMBERS] == []
+
+
+async def test_relay_down_then_restarted_on_the_same_port_resumes_delivery(server, sink):
+    """With the relay's port closed, copies are deferred; when it listens again every member gets one."""
+    add_members(server, *MEMBERS)
+    assert sink.controller is not None
+    sink.controller.stop()
+    try:
+        await asend(server.smtp_port, "ann@example.com", LIST, post("Relay outage", "outage-1"))
+
+        def deferred() -> bool:
+            rows = [r for r in queue_json(server.cfg.path) if r["recipient"] in MEMBERS]
+            return len(rows) == 3 and all(r["last_error"] for r in rows)
+
+        await wait_for(deferred, what="copies deferred while the relay is down")
+    finally:
+        sink.controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+        sink.controller.start()
+    await wait_for(lambda: len(copies(sink, "Relay outage")) == 3, timeout=15, what="delivery after restart")
+    await asyncio.sleep(0.5)
+    assert copies(sink, "Relay outage") == {m: 1 for m in MEMBERS}
+
+
+async def test_relay_5xx_fails_the_copy_and_raises_the_bounce_score(server, sink):
+    """A 550 for one recipient marks that copy 'failed' (no retry) and adds to the member's bounce score."""
+    add_members(server, *MEMBERS)
+    refused = "bob@example.net"
+
+    async def handle_RCPT(srv, session, envelope, address, options):  # type: ignore[no-untyped-def]
+        if address == refused:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    sink.handle_RCPT = handle_RCPT  # type: ignore[attr-defined]
+    await asend(server.smtp_port, "ann@example.com", LIST, post("Refused copy", "refuse-1"))
+
+    def failed_row() -> Delivery | None:
+        with server.store.session() as s:
+            return s.exec(select(Delivery).where(Delivery.recipient == refused,
+                                                 Delivery.state == "failed")).first()
+
+    row = await wait_for(failed_row, what="the refused copy marked failed")
+    assert "550" in row.last_error and row.attempts == 1  # type: ignore[union-attr]
+    await wait_for(lambda: len(copies(sink, "Refused copy")) == 2, what="the other two copies")
+    with server.store.session() as s:
+        score = s.exec(select(Member.bounce_score).where(Member.address == refused)).one()
+    assert score >= 1
+    listed = json.loads(cli(server.cfg.path, "members", "list", "networking", "--json").stdout)
+    assert {m["address"]: m["bounce_score"] for m in listed}[refused] >= 1
+    await asyncio.sleep(1.5)  # longer than the first retry delay: a failed copy is never retried
+    assert refused not in copies(sink, "Refused copy")
+    with server.store.session() as s:
+        assert s.get(Delivery, row.id).attempts == 1  # type: ignore[union-attr]
+
+
+# -- kill -9 durability ----------------------------------------------------------------------
+
+def utc(iso: str) -> datetime:
+    """A stored timestamp as an aware UTC datetime (SQLite hands back naive ones)."""
+    value = datetime.fromisoformat(iso)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound and released)."""
+    return free_port()
+
+
+def write_config(folder: Path, relay_port: int, smtp_port: int, http_port: int) -> Path:
+    path = folder / "listserv.toml"
+    path.write_text(config_text(relay=f"smtp://127.0.0.1:{relay_port}", listen=f"127.0.0.1:{smtp_port}",
+                                http=f"127.0.0.1:{http_port}"))
+    return path
+
+
+def start_server(config: Path, log: Path) -> subprocess.Popen:
+    with log.open("ab") as fh:
+        return subprocess.Popen([sys.executable, "-m", "listserv", "serve", "--config", str(config)],
+                                stdout=fh, stderr=subprocess.STDOUT, cwd=config.parent)
+
+
+def wait_listening(port: int, proc: subprocess.Popen, log: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"listserv exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"listserv did not listen on {port} within {timeout}s:\n{log.read_text()}")
+
+
+def poll(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_kill_9_after_250_loses_nothing_and_sends_nothing_twice(tmp_path, sink):
+    """A post accepted with 250, then `kill -9` before delivery: after a restart each member gets one copy."""
+    smtp_port, http_port = free_port(), free_port()
+    config = write_config(tmp_path, closed_port(), smtp_port, http_port)
+    members = [f"m{i}@example.org" for i in range(5)]
+    cli(config, "members", "add", "networking", *members, "--no-welcome")
+    log = tmp_path / "serve.log"
+
+    proc = start_server(config, log)
+    try:
+        wait_listening(smtp_port, proc, log)
+        refused = send(smtp_port, "m0@example.org", LIST, post("Survives kill -9", "kill-1", "m0@example.org"))
+        assert refused == {}
+
+        def all_deferred() -> bool:
+            # Kill only when no retry is imminent, so no copy is left claimed (leased) by the dead process.
+            soon = datetime.now(UTC) + timedelta(seconds=0.5)
+            rows = [r for r in queue_json(config) if r["recipient"] in members]
+            return len(rows) == 5 and all(r["state"] == "queued" and r["last_error"] and
+                                          utc(r["next_attempt_at"]) > soon for r in rows)
+
+        poll(all_deferred, 20, "five copies deferred (relay unreachable)")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    assert sink.messages == []
+
+    write_config(tmp_path, sink.port, smtp_port, http_port)
+    proc = start_server(config, log)
+    try:
+        wait_listening(smtp_port, proc, log)
+        poll(lambda: len(copies(sink, "Survives kill -9")) == 5, 20, "five copies after the restart")
+        time.sleep(1.0)
+        assert copies(sink, "Survives kill -9") == {m: 1 for m in members}
+        assert [r for r in queue_json(config) if r["recipient"] in members] == []
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    assert proc.returncode == 0, log.read_text()[-3000:]
