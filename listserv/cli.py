@@ -404,16 +404,24 @@ def _dmarc(cfg: Config) -> Any:
 KindOpt = Annotated[str, typer.Option("--kind", help="regular|alumni")]
 
 
-@digest_app.command("send")
-@guarded
-def digest_send(name: str, config: ConfigOpt = None, kind: KindOpt = "regular") -> None:
-    """Build and queue the digest for the period so far, now."""
-    from listserv.digest_runs import KINDS, run_digest
+def _digest_config(name: str, config: str | None, kind: str) -> Config:
+    """The config, after checking the list name and the digest kind (exit 2 when wrong)."""
+    from listserv.digest_runs import KINDS
 
     cfg = config_from(config)
     cfg.list(name)
     if kind not in KINDS:
         raise UsageError(f"--kind {kind!r} is not one of {', '.join(KINDS)}")
+    return cfg
+
+
+@digest_app.command("send")
+@guarded
+def digest_send(name: str, config: ConfigOpt = None, kind: KindOpt = "regular") -> None:
+    """Build and queue the digest for the period so far, now."""
+    from listserv.digest_runs import run_digest
+
+    cfg = _digest_config(name, config, kind)
     out.print(run_digest(store_for(cfg), cfg, name, kind, now()))
 
 
@@ -421,12 +429,9 @@ def digest_send(name: str, config: ConfigOpt = None, kind: KindOpt = "regular") 
 @guarded
 def digest_preview(name: str, config: ConfigOpt = None, kind: KindOpt = "regular") -> None:
     """Print the digest the next run would send; sends and records nothing."""
-    from listserv.digest_runs import KINDS, preview
+    from listserv.digest_runs import preview
 
-    cfg = config_from(config)
-    cfg.list(name)
-    if kind not in KINDS:
-        raise UsageError(f"--kind {kind!r} is not one of {', '.join(KINDS)}")
+    cfg = _digest_config(name, config, kind)
     msg = preview(store_for(cfg), cfg, name, kind, now())
     if msg is None:
         out.print("Nothing to send: no posts (or, for alumni, no news) since the last digest.")

@@ -192,6 +192,34 @@ async def server(server_factory: Callable) -> object:
     return await server_factory()
 
 
+async def mails_to(sink: Sink, address: str, count: int = 1) -> list[EmailMessage]:
+    """Wait until address has received count mails; returns them all."""
+    await wait_for(lambda: len(sink.to(address)) >= count, what=f"{count} mail(s) to {address}")
+    return [m.msg for m in sink.to(address)]
+
+
+async def settled(srv) -> None:  # type: ignore[no-untyped-def]
+    """Wait until every inbound message is handled and every queued copy is sent."""
+    from sqlmodel import select
+
+    from listserv.store.tables import Delivery, Inbound
+
+    def idle() -> bool:
+        with srv.store.session() as s:
+            busy = s.exec(select(Inbound).where(Inbound.state == "new")).first()
+            queued = s.exec(select(Delivery).where(Delivery.state.in_(("queued", "sending"))))
+            return busy is None and queued.first() is None
+    await wait_for(idle, what="inbound handled and deliveries sent")
+
+
+def member(srv, address: str):  # type: ignore[no-untyped-def]
+    """The member's row on the test list, or None."""
+    from listserv.store import members
+
+    with srv.store.session() as s:
+        return members.get_member(s, "networking", address)
+
+
 def add_members(srv, *addresses: str, delivery: str = "regular") -> None:  # type: ignore[no-untyped-def]
     """Active members straight into the store."""
     from listserv.store import members

@@ -13,7 +13,7 @@ from sqlmodel import select
 from listserv.server import Server
 from listserv.store import members
 from listserv.store.tables import Delivery, Inbound, Member, Token
-from tests.conftest import DOMAIN, Sink, add_members, asend, make_message, wait_for
+from tests.conftest import DOMAIN, Sink, add_members, asend, mails_to, make_message, member, settled, wait_for
 
 REQUEST = f"networking-request@{DOMAIN}"
 ANN = "ann@example.com"
@@ -26,27 +26,6 @@ async def send(srv: Server, sender: str, to: str, subject: str, body: str = "") 
     raw = make_message(f"From: {sender}\nTo: {to}\nSubject: {subject}\n"
                        f"Message-ID: <join-{next(_ids)}@example.com>\n\n{body}\n")
     await asend(srv.smtp_port, sender, to, raw)
-
-
-async def mails_to(sink: Sink, address: str, count: int = 1) -> list[EmailMessage]:
-    """Wait until address has received count mails; returns them all."""
-    await wait_for(lambda: len(sink.to(address)) >= count, what=f"{count} mail(s) to {address}")
-    return [m.msg for m in sink.to(address)]
-
-
-async def settled(srv: Server) -> None:
-    """Wait until every inbound message is handled and every queued copy is sent."""
-    def idle() -> bool:
-        with srv.store.session() as s:
-            busy = s.exec(select(Inbound).where(Inbound.state == "new")).first()
-            queued = s.exec(select(Delivery).where(Delivery.state.in_(("queued", "sending"))))
-            return busy is None and queued.first() is None
-    await wait_for(idle, what="inbound handled and deliveries sent")
-
-
-def member(srv: Server, address: str = ANN) -> Member | None:
-    with srv.store.session() as s:
-        return members.get_member(s, "networking", address)
 
 
 def confirm_token(msg: EmailMessage) -> str:
@@ -76,7 +55,7 @@ async def test_join_in_subject_makes_pending_member_and_sends_one_confirmation(s
     msg = await join_and_get_confirmation(server, sink)
     await settled(server)
     assert len(sink.to(ANN)) == 1
-    assert member(server).status == "pending"
+    assert member(server, ANN).status == "pending"
     assert msg["Subject"].startswith("Please confirm")
     token = confirm_token(msg)
     assert f"/c/{token}" in text(msg)
@@ -87,7 +66,7 @@ async def test_join_in_body_to_request_address_asks_for_confirmation(server, sin
     """'join' on a body line to -request works like a Subject 'join'."""
     msg = await join_and_get_confirmation(server, sink, subject="Hello there", body="join")
     confirm_token(msg)
-    assert member(server).status == "pending"
+    assert member(server, ANN).status == "pending"
 
 
 async def test_mail_to_join_address_asks_for_confirmation(server, sink):
@@ -95,7 +74,7 @@ async def test_mail_to_join_address_asks_for_confirmation(server, sink):
     msg = await join_and_get_confirmation(server, sink, subject="please add me",
                                           to=f"networking-join@{DOMAIN}")
     confirm_token(msg)
-    assert member(server).status == "pending"
+    assert member(server, ANN).status == "pending"
 
 
 async def test_replying_to_confirm_address_activates_and_welcomes(server, sink):
@@ -105,11 +84,11 @@ async def test_replying_to_confirm_address_activates_and_welcomes(server, sink):
                "Re: Please confirm: join Tri-County Job Seekers Networking",
                "> To confirm, just reply")
     welcome = (await mails_to(sink, ANN, 2))[1]
-    assert member(server).status == "active"
+    assert member(server, ANN).status == "active"
     assert welcome["Subject"] == "Welcome to Tri-County Job Seekers Networking"
     body = text(welcome)
     assert "every post as it is sent" in body
-    assert f"http://127.0.0.1:8080/u/{member(server).token}" in body
+    assert f"http://127.0.0.1:8080/u/{member(server, ANN).token}" in body
 
 
 async def test_confirm_command_to_request_address_activates(server, sink):
@@ -117,7 +96,7 @@ async def test_confirm_command_to_request_address_activates(server, sink):
     token = confirm_token(await join_and_get_confirmation(server, sink))
     await send(server, ANN, REQUEST, f"confirm {token}")
     welcome = (await mails_to(sink, ANN, 2))[1]
-    assert member(server).status == "active"
+    assert member(server, ANN).status == "active"
     assert welcome["Subject"].startswith("Welcome")
 
 
@@ -127,10 +106,10 @@ async def test_post_to_confirm_page_activates_but_get_changes_nothing(server, si
     async with httpx.AsyncClient(base_url=await base_url(server)) as web:
         shown = await web.get(f"/c/{token}")
         assert shown.status_code == 200 and "<form" in shown.text
-        assert member(server).status == "pending"
+        assert member(server, ANN).status == "pending"
         done = await web.post(f"/c/{token}")
     assert done.status_code == 200
-    assert member(server).status == "active"
+    assert member(server, ANN).status == "active"
     welcome = (await mails_to(sink, ANN, 2))[1]
     assert welcome["Subject"].startswith("Welcome")
 
@@ -155,7 +134,7 @@ async def test_expired_token_is_refused(server, sink):
     await send(server, ANN, f"networking-confirm+{token}@{DOMAIN}", "Re: Please confirm")
     refusal = (await mails_to(sink, ANN, 2))[1]
     assert "expired" in text(refusal)
-    assert member(server).status == "pending"
+    assert member(server, ANN).status == "pending"
 
 
 async def test_approve_list_asks_owners_and_owner_reply_activates(server_factory, sink):
@@ -166,12 +145,12 @@ async def test_approve_list_asks_owners_and_owner_reply_activates(server_factory
     asked = (await mails_to(sink, OWNER))[0]
     assert ANN in asked["Subject"]
     assert "list owners" in text((await mails_to(sink, ANN, 2))[1])
-    assert member(srv).status == "pending"
+    assert member(srv, ANN).status == "pending"
     approve = confirm_token(asked)
     await send(srv, OWNER, f"networking-confirm+{approve}@{DOMAIN}", f"Re: {asked['Subject']}")
     welcome = (await mails_to(sink, ANN, 3))[2]
     assert welcome["Subject"].startswith("Welcome")
-    assert member(srv).status == "active"
+    assert member(srv, ANN).status == "active"
     ack = (await mails_to(sink, OWNER, 2))[1]
     assert f"{ANN} is now a member" in text(ack)
 
@@ -182,7 +161,7 @@ async def test_closed_list_refuses_join_politely(server_factory, sink):
     answer = await join_and_get_confirmation(srv, sink)
     assert answer["Reply-To"] is None
     assert "Sorry" in text(answer) and "owners" in text(answer)
-    assert member(srv) is None
+    assert member(srv, ANN) is None
 
 
 async def test_join_digest_confirms_into_digest_delivery(server, sink):
@@ -191,7 +170,7 @@ async def test_join_digest_confirms_into_digest_delivery(server, sink):
     assert "digest" in text((sink.to(ANN)[0]).msg)
     await send(server, ANN, REQUEST, f"confirm {token}")
     welcome = (await mails_to(sink, ANN, 2))[1]
-    assert member(server).delivery == "digest" and member(server).status == "active"
+    assert member(server, ANN).delivery == "digest" and member(server, ANN).status == "active"
     assert "a digest of the posts" in text(welcome)
 
 
@@ -212,4 +191,4 @@ async def test_join_from_active_member_says_already_a_member(server, sink):
     answer = await join_and_get_confirmation(server, sink)
     assert "already a member" in text(answer)
     assert answer["Reply-To"] is None
-    assert member(server).status == "active"
+    assert member(server, ANN).status == "active"

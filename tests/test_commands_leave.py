@@ -12,7 +12,7 @@ from sqlmodel import select
 from listserv.server import Server
 from listserv.store import members
 from listserv.store.tables import Delivery, Event, Inbound, Member, Post
-from tests.conftest import DOMAIN, Sink, add_members, asend, make_message, wait_for
+from tests.conftest import DOMAIN, Sink, add_members, asend, mails_to, make_message, member, settled, wait_for
 
 REQUEST = f"networking-request@{DOMAIN}"
 LEAVE = f"networking-leave@{DOMAIN}"
@@ -27,29 +27,6 @@ async def send(srv: Server, sender: str, to: str, subject: str, body: str = "") 
     raw = make_message(f"From: {sender}\nTo: {to}\nSubject: {subject}\n"
                        f"Message-ID: <leave-{next(_ids)}@example.com>\n\n{body}\n")
     await asend(srv.smtp_port, sender, to, raw)
-
-
-async def mails_to(sink: Sink, address: str, count: int = 1) -> list[EmailMessage]:
-    """Wait until address has received count mails; returns them all."""
-    await wait_for(lambda: len(sink.to(address)) >= count, what=f"{count} mail(s) to {address}")
-    return [m.msg for m in sink.to(address)]
-
-
-async def settled(srv: Server) -> None:
-    """Wait until every inbound message is handled and every queued copy is sent."""
-    def idle() -> bool:
-        with srv.store.session() as s:
-            busy = s.exec(select(Inbound).where(Inbound.state == "new")).first()
-            queued = s.exec(select(Delivery).where(Delivery.state.in_(("queued", "sending"))))
-            return busy is None and queued.first() is None
-    await wait_for(idle, what="inbound handled and deliveries sent")
-
-
-def member(srv: Server, address: str = ANN) -> Member:
-    with srv.store.session() as s:
-        found = members.get_member(s, "networking", address)
-    assert found is not None
-    return found
 
 
 def events(srv: Server, kind: str) -> list[Event]:
@@ -80,7 +57,7 @@ async def reply_to(srv: Server, msg: EmailMessage, sender: str = ANN) -> None:
 
 def assert_alumni_switch(srv: Server, msg: EmailMessage, found_work: bool = True) -> None:
     """The member is alumni; the note (congratulating job-leavers) keeps leaving one step away."""
-    m = member(srv)
+    m = member(srv, ANN)
     assert (m.status, m.delivery) == ("active", "alumni")
     body = text(msg)
     assert ("Congratulations" in msg["Subject"] + body) is found_work
@@ -136,7 +113,7 @@ async def test_ask_mode_changes_nothing_and_offers_both_choices(server_factory, 
     """Rule 2: nothing changes yet; Reply-To confirms a leave; 'alumni' and a link are offered."""
     srv = await server_factory(list_extra=ASK)
     note = await ask_note(srv, sink)
-    m = member(srv)
+    m = member(srv, ANN)
     assert (m.status, m.delivery) == ("active", "regular")
     confirm_token(note)
     body = text(note)
@@ -152,7 +129,7 @@ async def test_ask_mode_replying_leaves_fully(server_factory, sink):
     await reply_to(srv, note)
     goodbye = (await mails_to(sink, ANN, 2))[1]
     assert goodbye["Subject"].startswith("You have left")
-    assert member(srv).status == "left"
+    assert member(srv, ANN).status == "left"
 
 
 async def test_ask_mode_alumni_command_switches_to_alumni(server_factory, sink):
@@ -172,7 +149,7 @@ async def test_ask_mode_alumni_link_switches_to_alumni(server_factory, sink):
     path = found.group(1)
     async with httpx.AsyncClient(base_url=await base_url(srv)) as web:
         assert (await web.get(path)).status_code == 200
-        assert member(srv).delivery == "regular"
+        assert member(srv, ANN).delivery == "regular"
         assert (await web.post(path)).status_code == 200
     assert_alumni_switch(srv, (await mails_to(sink, ANN, 2))[1])
 
@@ -186,45 +163,45 @@ async def test_plain_leave_is_confirmed_by_reply_then_goodbye(server, sink):
     await send(server, ANN, REQUEST, "leave")
     ask = (await mails_to(sink, ANN))[0]
     assert ask["Subject"].startswith("Please confirm: leave")
-    assert member(server).status == "active"
+    assert member(server, ANN).status == "active"
     await reply_to(server, ask)
     goodbye = (await mails_to(sink, ANN, 2))[1]
     assert goodbye["Subject"].startswith("You have left")
-    m = member(server)
+    m = member(server, ANN)
     assert m.status == "left" and m.left_at is not None
 
 
 async def test_leave_through_member_token_address_is_immediate(server, sink):
     """Rule 3: mail to networking-leave+TOKEN@ removes the member at once, no confirmation round."""
     add_members(server, ANN)
-    token = member(server).token
+    token = member(server, ANN).token
     await send(server, ANN, f"networking-leave+{token}@{DOMAIN}", "unsubscribe")
     goodbye = (await mails_to(sink, ANN))[0]
     assert goodbye["Subject"].startswith("You have left")
-    assert member(server).status == "left"
+    assert member(server, ANN).status == "left"
 
 
 async def test_second_leave_through_token_address_sends_no_second_goodbye(server, sink):
     """Using the one-step address again (a double click) only says they had already left."""
     add_members(server, ANN)
-    token = member(server).token
+    token = member(server, ANN).token
     await send(server, ANN, f"networking-leave+{token}@{DOMAIN}", "unsubscribe")
     await mails_to(sink, ANN)
-    left_at = member(server).left_at
+    left_at = member(server, ANN).left_at
     await send(server, ANN, f"networking-leave+{token}@{DOMAIN}", "unsubscribe")
     answer = (await mails_to(sink, ANN, 2))[1]
     assert "already left" in text(answer)
-    assert member(server).left_at == left_at
+    assert member(server, ANN).left_at == left_at
     assert len(events(server, "leave")) == 1
 
 
 async def test_leave_through_token_address_ignores_job_news(server, sink):
     """The one-step address always removes fully, even when the text says they found work."""
     add_members(server, ANN)
-    token = member(server).token
+    token = member(server, ANN).token
     await send(server, ANN, f"networking-leave+{token}@{DOMAIN}", "unsubscribe", "I got a job!")
     await mails_to(sink, ANN)
-    assert member(server).status == "left"
+    assert member(server, ANN).status == "left"
 
 
 async def test_negated_job_reason_is_an_ordinary_leave(server, sink):
@@ -233,7 +210,7 @@ async def test_negated_job_reason_is_an_ordinary_leave(server, sink):
     await send(server, ANN, LEAVE, "unsubscribe", "I still haven't found a job, please remove me")
     ask = (await mails_to(sink, ANN))[0]
     assert ask["Subject"].startswith("Please confirm: leave")
-    assert member(server).delivery == "regular"
+    assert member(server, ANN).delivery == "regular"
     assert events(server, "job-leave") == []
 
 
@@ -248,7 +225,7 @@ async def test_alumnus_leave_is_full_leave_after_confirmation(server, sink):
     assert ask["Subject"].startswith("Please confirm: leave")
     await reply_to(server, ask)
     await mails_to(sink, ANN, 2)
-    assert member(server).status == "left"
+    assert member(server, ANN).status == "left"
 
 
 async def test_alumnus_leave_through_token_is_immediate(server, sink):
@@ -260,7 +237,7 @@ async def test_alumnus_leave_through_token_is_immediate(server, sink):
     assert found
     await send(server, ANN, found.group(0), "leave")
     await mails_to(sink, ANN, 2)
-    assert member(server).status == "left"
+    assert member(server, ANN).status == "left"
 
 
 # ---------------------------------------------------------------- rule 5: unsubscribe as a post
@@ -284,7 +261,7 @@ async def test_post_that_only_talks_about_unsubscribing_is_distributed(server, s
     await send(server, ANN, f"networking@{DOMAIN}", "Question",
                "How do I unsubscribe my colleague?")
     await mails_to(sink, BOB)
-    assert member(server).delivery == "regular"
+    assert member(server, ANN).delivery == "regular"
 
 
 # ---------------------------------------------------------------- modes
@@ -296,7 +273,7 @@ async def test_back_from_alumni_returns_to_regular(server, sink):
     await send(server, ANN, REQUEST, "back")
     answer = (await mails_to(sink, ANN))[0]
     assert "Welcome back" in text(answer)
-    assert member(server).delivery == "regular"
+    assert member(server, ANN).delivery == "regular"
 
 
 async def test_back_from_digest_returns_to_regular(server, sink):
@@ -304,7 +281,7 @@ async def test_back_from_digest_returns_to_regular(server, sink):
     add_members(server, ANN, delivery="digest")
     await send(server, ANN, REQUEST, "looking")
     await mails_to(sink, ANN)
-    assert member(server).delivery == "regular"
+    assert member(server, ANN).delivery == "regular"
 
 
 async def test_digest_regular_and_alumni_switch_modes(server, sink):
@@ -313,7 +290,7 @@ async def test_digest_regular_and_alumni_switch_modes(server, sink):
     for count, mode in enumerate(("digest", "regular", "alumni"), 1):
         await send(server, ANN, REQUEST, mode)
         await mails_to(sink, ANN, count)
-        assert member(server).delivery == mode
+        assert member(server, ANN).delivery == mode
 
 
 async def test_alumni_command_refused_when_alumni_disabled(server_factory, sink):
@@ -323,7 +300,7 @@ async def test_alumni_command_refused_when_alumni_disabled(server_factory, sink)
     await send(srv, ANN, REQUEST, "alumni")
     answer = (await mails_to(sink, ANN))[0]
     assert "no alumni mode" in text(answer) and "digest" in text(answer)
-    assert member(srv).delivery == "regular"
+    assert member(srv, ANN).delivery == "regular"
 
 
 async def test_job_leave_with_on_job_leave_leave_is_an_ordinary_leave(server_factory, sink):
@@ -333,7 +310,7 @@ async def test_job_leave_with_on_job_leave_leave_is_an_ordinary_leave(server_fac
     await send(srv, ANN, LEAVE, "unsubscribe", "I got a job at Acme!")
     ask = (await mails_to(sink, ANN))[0]
     assert ask["Subject"].startswith("Please confirm: leave")
-    assert member(srv).delivery == "regular"
+    assert member(srv, ANN).delivery == "regular"
     await reply_to(srv, ask)
     await mails_to(sink, ANN, 2)
-    assert member(srv).status == "left"
+    assert member(srv, ANN).status == "left"

@@ -17,7 +17,8 @@ from listserv.render import render_reply, render_text, template_dir
 from listserv.server import Server
 from listserv.store import members
 from listserv.store.tables import Delivery, Inbound, Member, Post
-from tests.conftest import DOMAIN, Sink, add_members, asend, make_config, make_message, wait_for
+from tests.conftest import (DOMAIN, Sink, add_members, asend, mails_to, make_config, make_message,
+                            member, settled, wait_for)
 
 REQUEST = f"networking-request@{DOMAIN}"
 ANN = "ann@example.com"
@@ -35,26 +36,6 @@ async def send(srv: Server, sender: str, subject: str, body: str = "", headers: 
                mail_from: str | None = None, to: str = REQUEST) -> None:
     raw = message(sender, to, subject, body, headers)
     await asend(srv.smtp_port, sender if mail_from is None else mail_from, to, raw)
-
-
-async def mails_to(sink: Sink, address: str, count: int = 1) -> list[EmailMessage]:
-    await wait_for(lambda: len(sink.to(address)) >= count, what=f"{count} mail(s) to {address}")
-    return [m.msg for m in sink.to(address)]
-
-
-async def settled(srv: Server) -> None:
-    """Wait until every inbound message is handled and every queued copy is sent."""
-    def idle() -> bool:
-        with srv.store.session() as s:
-            busy = s.exec(select(Inbound).where(Inbound.state == "new")).first()
-            queued = s.exec(select(Delivery).where(Delivery.state.in_(("queued", "sending"))))
-            return busy is None and queued.first() is None
-    await wait_for(idle, what="inbound handled and deliveries sent")
-
-
-def member(srv: Server, address: str) -> Member | None:
-    with srv.store.session() as s:
-        return members.get_member(s, "networking", address)
 
 
 # ---------------------------------------------------------------- help and info

@@ -61,3 +61,15 @@ def current_member(ctx: Context) -> Member | None:
 def not_member_text(ctx: Context) -> str:
     return (f"{ctx.address} is not subscribed to {list_address(ctx.lst.name, ctx.site.domain)}; "
             f"send 'join' to {list_address(ctx.lst.name, ctx.site.domain, 'request')} to join.")
+
+
+def switch_mode(ctx: Context, mode: str, already: str, done: str) -> None:
+    """The digest/regular commands: switch a live member's delivery mode, saying what happened."""
+    member = current_member(ctx)
+    if member is None:
+        ctx.result("", not_member_text(ctx))
+    elif member.delivery == mode:
+        ctx.result("", already)
+    else:
+        members.set_delivery(ctx.s, member, mode, ctx.now, f"{mode} command")
+        ctx.result("", done)
