@@ -116,9 +116,12 @@ def decorate(raw: bytes, lst: ListConfig, site: Site, steps: tuple[Step, ...] = 
     return msg.to_bytes()
 
 
+ONE_CLICK = fold("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")  # the same on every copy
+
+
 def member_fields(lst_name: str, site: Site, token: str) -> bytes:
     """The per-member List-Unsubscribe fields (RFC 2369 + RFC 8058 one-click), folded."""
     url = f"{site.base_url}/u/{token}"
     mailto = list_address(lst_name, site.domain, "leave", token)
     unsubscribe = fold_uris("List-Unsubscribe", f"<{url}>, <mailto:{mailto}>")
-    return unsubscribe + fold("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+    return unsubscribe + ONE_CLICK

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -100,9 +100,29 @@ def outbound_raw(s: Session, outbound_id: int) -> tuple[str, bytes] | None:
     return (row[0], row[1]) if row else None
 
 
+IN_CHUNK = 512
+
+
+def padded_chunks(ids: Sequence[int], size: int = IN_CHUNK) -> Iterator[list[int]]:
+    """ids in chunks of at most size, each padded (repeating its last id) to a power of two.
+
+    Each IN-list length is a new SQL text, and sqlite3 caches a prepared statement for each text
+    (up to 128 per pooled connection, ~200 bytes per parameter). Flushes of ever-different
+    lengths added ~14 MB to peak RSS in a 100,000-copy fan-out (bench/fanout.py: 100 -> 86 MB).
+    Padded like this, there are only 10 shapes.
+
+    >>> [len(c) for c in padded_chunks(list(range(1300)))], list(padded_chunks([1, 2, 3]))
+    ([512, 512, 512], [[1, 2, 3, 3]])
+    """
+    for start in range(0, len(ids), size):
+        chunk = list(ids[start:start + size])
+        width = 1 << (len(chunk) - 1).bit_length()
+        yield chunk + [chunk[-1]] * (width - len(chunk))
+
+
 def mark_sent(s: Session, ids: Sequence[int], now: datetime) -> None:
-    if ids:
-        s.execute(update(Delivery).where(Delivery.id.in_(list(ids)))
+    for chunk in padded_chunks(ids):
+        s.execute(update(Delivery).where(Delivery.id.in_(chunk))
                   .values(state="sent", sent_at=now, claimed_until=None, last_error=""))
 
 
