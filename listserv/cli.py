@@ -282,7 +282,8 @@ def members_import(name: str, file: Path, config: ConfigOpt = None,
         fh = file.open(newline="", encoding="utf-8-sig")
     except FileNotFoundError:
         raise UsageError(f"{file}: no such file") from None
-    total = sum(1 for _ in file.open(encoding="utf-8-sig", errors="replace")) - 1
+    with file.open(encoding="utf-8-sig", errors="replace") as counting:
+        total = sum(1 for _ in counting) - 1
     added = skipped = bad = 0
     with fh, store_for(cfg).session() as s, Progress(console=err, transient=True) as progress:
         members.ensure_list(s, lst.name, now())
