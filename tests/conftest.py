@@ -212,6 +212,21 @@ async def settled(srv) -> None:  # type: ignore[no-untyped-def]
     await wait_for(idle, what="inbound handled and deliveries sent")
 
 
+def confirm_token(msg: EmailMessage) -> str:
+    """The token in a mail's Reply-To: networking-confirm+TOKEN@lists.example.org."""
+    import re
+
+    m = re.fullmatch(rf"networking-confirm\+([0-9a-f]+)@{re.escape(DOMAIN)}", str(msg["Reply-To"]))
+    assert m, f"Reply-To is not a confirm address: {msg['Reply-To']!r}"
+    return m.group(1)
+
+
+async def base_url(srv) -> str:  # type: ignore[no-untyped-def]
+    """The running server's HTTP address (uvicorn binds an ephemeral port)."""
+    await wait_for(lambda: srv.http.started, what="http server started")
+    return f"http://127.0.0.1:{srv.http.servers[0].sockets[0].getsockname()[1]}"
+
+
 def member(srv, address: str):  # type: ignore[no-untyped-def]
     """The member's row on the test list, or None."""
     from listserv.store import members

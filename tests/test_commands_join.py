@@ -13,7 +13,8 @@ from sqlmodel import select
 from listserv.server import Server
 from listserv.store import members
 from listserv.store.tables import Delivery, Inbound, Member, Token
-from tests.conftest import DOMAIN, Sink, add_members, asend, mails_to, make_message, member, settled, wait_for
+from tests.conftest import (DOMAIN, Sink, add_members, asend, base_url, confirm_token, mails_to,
+                            make_message, member, settled, wait_for)
 
 REQUEST = f"networking-request@{DOMAIN}"
 ANN = "ann@example.com"
@@ -28,20 +29,10 @@ async def send(srv: Server, sender: str, to: str, subject: str, body: str = "") 
     await asend(srv.smtp_port, sender, to, raw)
 
 
-def confirm_token(msg: EmailMessage) -> str:
-    """The token in a mail's Reply-To: networking-confirm+TOKEN@lists.example.org."""
-    m = re.fullmatch(rf"networking-confirm\+([0-9a-f]+)@{re.escape(DOMAIN)}", str(msg["Reply-To"]))
-    assert m, f"Reply-To is not a confirm address: {msg['Reply-To']!r}"
-    return m.group(1)
-
 
 def text(msg: EmailMessage) -> str:
     return msg.get_content()
 
-
-async def base_url(srv: Server) -> str:
-    await wait_for(lambda: srv.http.started, what="http server started")
-    return f"http://127.0.0.1:{srv.http.servers[0].sockets[0].getsockname()[1]}"
 
 
 async def join_and_get_confirmation(srv: Server, sink: Sink, subject: str = "join", body: str = "",

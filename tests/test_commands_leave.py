@@ -12,7 +12,8 @@ from sqlmodel import select
 from listserv.server import Server
 from listserv.store import members
 from listserv.store.tables import Delivery, Event, Inbound, Member, Post
-from tests.conftest import DOMAIN, Sink, add_members, asend, mails_to, make_message, member, settled, wait_for
+from tests.conftest import (DOMAIN, Sink, add_members, asend, base_url, confirm_token, mails_to,
+                            make_message, member, settled, wait_for)
 
 REQUEST = f"networking-request@{DOMAIN}"
 LEAVE = f"networking-leave@{DOMAIN}"
@@ -34,19 +35,10 @@ def events(srv: Server, kind: str) -> list[Event]:
         return list(s.exec(select(Event).where(Event.kind == kind)))
 
 
-def confirm_token(msg: EmailMessage) -> str:
-    m = re.fullmatch(rf"networking-confirm\+([0-9a-f]+)@{re.escape(DOMAIN)}", str(msg["Reply-To"]))
-    assert m, f"Reply-To is not a confirm address: {msg['Reply-To']!r}"
-    return m.group(1)
-
 
 def text(msg: EmailMessage) -> str:
     return msg.get_content()
 
-
-async def base_url(srv: Server) -> str:
-    await wait_for(lambda: srv.http.started, what="http server started")
-    return f"http://127.0.0.1:{srv.http.servers[0].sockets[0].getsockname()[1]}"
 
 
 async def reply_to(srv: Server, msg: EmailMessage, sender: str = ANN) -> None:
