@@ -97,16 +97,16 @@ def handle_post(s: Session, cfg: Config, lst: ListConfig, site: Site, inc: Incom
             return
     facts = post_facts(s, lst, site, inc)
     action, reason = decide(facts, lst)
+    message_id = inc.msg.get("message-id").strip()[:500]
+    parent = (message_ids(inc.msg.get("in-reply-to")) or [""])[0]
+    thread = posts.thread_key_for(s, lst.name, parent, message_ids(inc.msg.get("references")))
     post = posts.add_post(s, Post(
-        list_name=lst.name, message_id=inc.msg.get("message-id").strip()[:500], sender=sender or "",
+        list_name=lst.name, message_id=message_id, sender=sender or "",
         from_header=inc.msg.get("from")[:500], subject=subject[:500], received_at=inc.now,
         raw=inc.raw, status={ACCEPT: "accepted", HOLD: "held", REJECT: "rejected",
                              DISCARD: "discarded"}[action],
         reason=reason, topic=retention.classify_topic(subject, body),
-        in_reply_to=(message_ids(inc.msg.get("in-reply-to")) or [""])[0],
-        thread_key=posts.thread_key_for(s, lst.name, (message_ids(inc.msg.get("in-reply-to")) or [""])[0],
-                                        message_ids(inc.msg.get("references")))
-        or inc.msg.get("message-id").strip()))
+        in_reply_to=parent, thread_key=thread or message_id))
     log.info("%s: post %s from %s: %s (%s)", lst.name, post.id, sender, action, reason)
     if action == ACCEPT:
         distribute(s, lst, site, post, inc.now, resolver)
