@@ -175,7 +175,7 @@ _JOB = _words(f"""job jobs jbo jobb joob positions role roles gig gigs placement
                   {_slips("position")} {_slips("employment")}""")
 _OFFER = _words(f"offers {_slips('offer')}")
 _ACCEPTED = _words(f"took taken excepted {_slips('accepted')}")
-_ACQUIRE = _any(f"did get | {_words(f'got gotten have secured scored snagged nabbed obtained')}"
+_ACQUIRE = _any(f"did get | {_words('got gotten have secured scored snagged nabbed obtained')}"
                 f" | {_words(_slips('landed'))}")
 _FOUND = _any("have found | found | foud | fuond")
 _START = _words("start starting started begin beginning began commence commencing")

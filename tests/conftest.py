@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import smtplib
 import socket
 import textwrap
@@ -190,6 +191,16 @@ async def server_factory(tmp_path: Path, sink: Sink) -> AsyncIterator[Callable]:
 @pytest.fixture
 async def server(server_factory: Callable) -> object:
     return await server_factory()
+
+
+_message_ids = itertools.count(1)
+
+
+async def send_to_list(srv, sender: str, to: str, subject: str, body: str = "") -> None:  # type: ignore[no-untyped-def]
+    """Mail from sender to one of the list's addresses, built from literal text."""
+    raw = make_message(f"From: {sender}\nTo: {to}\nSubject: {subject}\n"
+                       f"Message-ID: <test-{next(_message_ids)}@example.com>\n\n{body}\n")
+    await asend(srv.smtp_port, sender, to, raw)
 
 
 async def mails_to(sink: Sink, address: str, count: int = 1) -> list[EmailMessage]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
@@ -11,22 +9,15 @@ import httpx
 from sqlmodel import select
 
 from listserv.server import Server
-from listserv.store import members
-from listserv.store.tables import Delivery, Inbound, Member, Token
-from tests.conftest import (DOMAIN, Sink, add_members, asend, base_url, confirm_token, mails_to,
-                            make_message, member, settled, wait_for)
+from listserv.store.tables import Token
+from tests.conftest import (DOMAIN, Sink, add_members, base_url, confirm_token, mails_to,
+                            member, settled)
+from tests.conftest import send_to_list as send
 
 REQUEST = f"networking-request@{DOMAIN}"
 ANN = "ann@example.com"
 OWNER = "owner@example.org"
-_ids = itertools.count(1)
 
-
-async def send(srv: Server, sender: str, to: str, subject: str, body: str = "") -> None:
-    """Mail from sender to one of the list's addresses, built from literal text."""
-    raw = make_message(f"From: {sender}\nTo: {to}\nSubject: {subject}\n"
-                       f"Message-ID: <join-{next(_ids)}@example.com>\n\n{body}\n")
-    await asend(srv.smtp_port, sender, to, raw)
 
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from email.message import EmailMessage
 
@@ -10,24 +9,17 @@ import httpx
 from sqlmodel import select
 
 from listserv.server import Server
-from listserv.store import members
-from listserv.store.tables import Delivery, Event, Inbound, Member, Post
-from tests.conftest import (DOMAIN, Sink, add_members, asend, base_url, confirm_token, mails_to,
-                            make_message, member, settled, wait_for)
+from listserv.store.tables import Event, Post
+from tests.conftest import (DOMAIN, Sink, add_members, base_url, confirm_token, mails_to,
+                            member, settled)
+from tests.conftest import send_to_list as send
 
 REQUEST = f"networking-request@{DOMAIN}"
 LEAVE = f"networking-leave@{DOMAIN}"
 ANN = "ann@example.com"
 BOB = "bob@example.net"
 ASK = '[lists.networking.alumni]\non_job_leave = "ask"\n'
-_ids = itertools.count(1)
 
-
-async def send(srv: Server, sender: str, to: str, subject: str, body: str = "") -> None:
-    """Mail from sender to one of the list's addresses, built from literal text."""
-    raw = make_message(f"From: {sender}\nTo: {to}\nSubject: {subject}\n"
-                       f"Message-ID: <leave-{next(_ids)}@example.com>\n\n{body}\n")
-    await asend(srv.smtp_port, sender, to, raw)
 
 
 def events(srv: Server, kind: str) -> list[Event]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,9 @@ from listserv.digest import PulseLine
 from listserv.posting import Site
 from listserv.render import render_reply, render_text, template_dir
 from listserv.server import Server
-from listserv.store import members
-from listserv.store.tables import Delivery, Inbound, Member, Post
-from tests.conftest import (DOMAIN, Sink, add_members, asend, mails_to, make_config, make_message,
-                            member, settled, wait_for)
+from listserv.store.tables import Inbound, Member, Post
+from tests.conftest import (DOMAIN, add_members, asend, mails_to, make_config, make_message,
+                            member, settled)
 
 REQUEST = f"networking-request@{DOMAIN}"
 ANN = "ann@example.com"
