@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import shutil
 import secrets
 import socket
 import sys
@@ -19,6 +20,16 @@ DOMAIN = "lists.example.org"
 LIST = "networking"
 MAILMAN_PERSONALIZED = 37  # deliveries/s, GNU Mailman 3.3.10 personalized (shared/anchors/README.md)
 CHUNK = 10_000
+
+
+def clean_up(folder: Path, db, keep: bool) -> None:  # type: ignore[no-untyped-def]
+    """Close the database (a throwaway cluster, if any) and remove the run's folder unless kept."""
+    if db is not None:
+        db.close()
+    if keep:
+        print(f"kept {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def free_port() -> int:

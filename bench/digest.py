@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -144,12 +143,7 @@ def main() -> int:
         print(f"digest: {args.posts} posts ({args.format}) for {args.members} digest members built and "
               f"queued in {dt:.2f} s, peak RSS {rss:.0f} MB (before the run {rss_before:.0f} MB)", flush=True)
     finally:
-        if db is not None:
-            db.close()
-        if args.keep:
-            print(f"kept {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+        common.clean_up(folder, db, args.keep)
     return 0 if ok else 1
 
 

@@ -19,7 +19,6 @@ import asyncio
 import logging
 import multiprocessing as mp
 import resource
-import shutil
 import smtplib
 import sys
 import tempfile
@@ -347,12 +346,7 @@ def main() -> int:
         print(cpu_line, flush=True)
     finally:
         sink.stop()
-        if db is not None:
-            db.close()
-        if args.keep:
-            print(f"kept {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+        common.clean_up(folder, db, args.keep)
     return 0 if ok else 1
 
 
