@@ -78,8 +78,8 @@ def disable(s: Session, lst: ListConfig, site: Site, member: Member, now: dateti
 
 def delivery_failed(s: Session, cfg: Config, item: Claimed, error: str, permanent: bool) -> None:
     """The relay refused a copy (5xx) or we gave up retrying: count it, tell the owners."""
-    found = queue.outbound_raw(s, item.outbound_id)
-    lst = cfg.lists.get(found[0]) if found else None
+    list_name = queue.outbound_list(s, item.outbound_id)
+    lst = cfg.lists.get(list_name) if list_name else None
     if lst is None:
         return
     site = Site.of(cfg.server)

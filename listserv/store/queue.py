@@ -120,6 +120,11 @@ def padded_chunks(ids: Sequence[int], size: int = IN_CHUNK) -> Iterator[list[int
         yield chunk + [chunk[-1]] * (width - len(chunk))
 
 
+def outbound_list(s: Session, outbound_id: int) -> str | None:
+    """The list an outbound message belongs to, without loading its body."""
+    return s.exec(select(Outbound.list_name).where(Outbound.id == outbound_id)).first()
+
+
 def mark_sent(s: Session, ids: Sequence[int], now: datetime) -> None:
     for chunk in padded_chunks(ids):
         s.execute(update(Delivery).where(Delivery.id.in_(chunk))
