@@ -15,7 +15,7 @@ from listserv.config import Config, ListConfig
 from listserv.message import RawMessage, first_text, message_ids, parse
 from listserv.moderation import ACCEPT, DISCARD, HOLD, REJECT, PostFacts, decide
 from listserv.notices import may_auto_reply, notice, queue_message, reply
-from listserv.posting import Site, decorate
+from listserv.posting import Site, carries_list_id, decorate
 from listserv.store import members, posts, queue
 from listserv.store.tables import Inbound, Post
 
@@ -72,12 +72,11 @@ def forward_to_owners(s: Session, lst: ListConfig, inc: Incoming) -> None:
 def post_facts(s: Session, lst: ListConfig, site: Site, inc: Incoming) -> PostFacts:
     sender = inc.sender
     member = members.get_member(s, lst.name, sender) if sender else None
-    own_id = f"<{lst.name}.{site.domain}>"
     return PostFacts(
         sender=sender,
         is_member=member is not None and member.status in ("active", "disabled"),
         is_privileged=sender in lst.owners or sender in lst.moderators,
-        our_list_id=any(own_id in v.lower() for v in inc.msg.get_all("list-id")),
+        our_list_id=carries_list_id(inc.msg, lst, site),
         duplicate=bool(sender) and posts.is_duplicate(s, lst.name, sender or "",
                                                        inc.msg.get("message-id").strip(), inc.now),
     )

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from listserv.addresses import display, list_address
 from listserv.config import ListConfig
 from listserv.message import RawMessage
-from listserv.posting import Site, list_id
+from listserv.posting import Site, carries_list_id, list_id
 from listserv.render import render_reply
 from listserv.store import queue, tokens
 
@@ -31,8 +31,7 @@ def may_auto_reply(msg: RawMessage, mail_from: str, lst: ListConfig, site: Site)
         return False
     if msg.has("x-autoreply") or msg.has("x-autorespond"):
         return False
-    own = f"<{lst.name}.{site.domain}>"
-    return not any(own in value.lower() for value in msg.get_all("list-id"))
+    return not carries_list_id(msg, lst, site)
 
 
 def list_from(lst: ListConfig, site: Site, suffix: str = "request") -> str:

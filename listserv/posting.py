@@ -63,6 +63,12 @@ def list_id(lst: ListConfig, domain: str) -> str:
     return formataddr((lst.display_title, f"{lst.name}.{domain}"))
 
 
+def carries_list_id(msg: RawMessage, lst: ListConfig, site: Site) -> bool:
+    """True when the message already went through this list (our List-Id): a loop."""
+    own = f"<{lst.name}.{site.domain}>"
+    return any(own in value.lower() for value in msg.get_all("list-id"))
+
+
 def strip_hygiene(msg: RawMessage, lst: ListConfig, site: Site) -> None:
     msg.remove(*HYGIENE)
 

@@ -7,7 +7,7 @@ import importlib
 import logging
 import pkgutil
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
