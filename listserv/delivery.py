@@ -177,7 +177,7 @@ class Deliverer:
         self.on_failure = on_failure  # (session, cfg, claimed, error, permanent) in the store thread
         self.wakeup = asyncio.Event()
         self.results = Results()
-        self._cache: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
+        self._cache: OrderedDict[int, asyncio.Future[tuple[str, bytes]]] = OrderedDict()
 
     def wake(self) -> None:
         self.wakeup.set()
@@ -251,13 +251,18 @@ class Deliverer:
                 self.results.deferred.append((item, f"internal error: {exc}"))
 
     async def _outbound(self, outbound_id: int) -> tuple[str, bytes]:
-        hit = self._cache.get(outbound_id)
-        if hit is None:
-            hit = await asyncio.to_thread(self._load_outbound, outbound_id)
-            self._cache[outbound_id] = hit
+        # The cache holds the load itself, so senders missing at once share one read of the body.
+        load = self._cache.get(outbound_id)
+        if load is None:
+            load = asyncio.ensure_future(asyncio.to_thread(self._load_outbound, outbound_id))
+            self._cache[outbound_id] = load
             while len(self._cache) > 32:
                 self._cache.popitem(last=False)
-        return hit
+        try:
+            return await asyncio.shield(load)
+        except Exception:
+            self._cache.pop(outbound_id, None)  # a failed load is not remembered; the next copy retries
+            raise
 
     def _load_outbound(self, outbound_id: int) -> tuple[str, bytes]:
         with self.store.session() as s:
