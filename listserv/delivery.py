@@ -34,6 +34,10 @@ class TransientError(Exception):
     """The relay said 4xx or could not be reached: try again later."""
 
 
+class RelayUnreachable(TransientError):
+    """The relay or outbox could not be reached at all: no copy in this pass can go out."""
+
+
 class PermanentError(Exception):
     """The relay said 5xx for this recipient: do not try again."""
 
@@ -73,7 +77,7 @@ class OutboxRelay:
             tmp.write_bytes(trace + data)
             os.replace(tmp, self.folder / name)
         except OSError as exc:
-            raise TransientError(f"cannot write to the outbox {self.folder}: {exc.strerror}") from None
+            raise RelayUnreachable(f"cannot write to the outbox {self.folder}: {exc.strerror}") from None
 
     async def close(self) -> None:
         return None
@@ -102,9 +106,15 @@ class SmtpRelay:
         return client
 
     async def send(self, sender: str, rcpt: str, data: bytes, tag: int) -> None:
-        try:
-            if self.client is None or not self.client.is_connected:
+        if self.client is None or not self.client.is_connected:
+            try:
                 self.client = await self._connect()
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+                # Refused, timed out, a 421 greeting or failed login: no copy can go now, and
+                # none of it is the recipient's fault, so nothing here is permanent.
+                await self.close()
+                raise RelayUnreachable(f"relay {self.host}:{self.port} unreachable: {exc}") from None
+        try:
             await self._transaction(self.client, sender, rcpt, data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refusal = exc.recipients[0] if exc.recipients else None
@@ -113,8 +123,8 @@ class SmtpRelay:
         except aiosmtplib.SMTPResponseException as exc:
             self._raise(exc.code, exc.message)
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
-            await self.close()
-            raise TransientError(f"relay {self.host}:{self.port} unreachable: {exc}") from None
+            await self.close()  # the next copy reconnects
+            raise TransientError(f"relay {self.host}:{self.port} dropped the connection: {exc}") from None
 
     @staticmethod
     async def _transaction(client: aiosmtplib.SMTP, sender: str, rcpt: str, data: bytes) -> None:
@@ -219,7 +229,8 @@ class Deliverer:
         relays = [make_relay(cfg) for _ in range(conns)]
         flusher = asyncio.create_task(self._flush_loop())
         try:
-            await asyncio.gather(producer(), *(self._sender(cfg, relay, work) for relay in relays))
+            down: list[str] = []  # set by the first sender that cannot reach the relay
+            await asyncio.gather(producer(), *(self._sender(cfg, relay, work, down) for relay in relays))
         finally:
             for relay in relays:
                 await relay.close()
@@ -233,15 +244,21 @@ class Deliverer:
             return queue.claim_deliveries(s, datetime.now(UTC), LEASE, BATCH)
 
     async def _sender(self, cfg: Config, relay: OutboxRelay | SmtpRelay,
-                      work: asyncio.Queue[Claimed | None]) -> None:
+                      work: asyncio.Queue[Claimed | None], down: list[str]) -> None:
         site = Site.of(cfg.server)
         while (item := await work.get()) is not None:
+            if down:  # the relay is unreachable: defer the rest of this pass without a try each
+                self.results.deferred.append((item, down[0]))
+                continue
             try:
                 list_name, raw = await self._outbound(item.outbound_id)
                 data = add_fields(raw, member_fields(list_name, site, item.token)) if item.token else raw
                 sender = verp_encode(list_name, site.domain, item.recipient)
                 await relay.send(sender, item.recipient, data, item.id)
                 self.results.sent.append(item.id)
+            except RelayUnreachable as exc:
+                down.append(str(exc))
+                self.results.deferred.append((item, str(exc)))
             except TransientError as exc:
                 self.results.deferred.append((item, str(exc)))
             except PermanentError as exc:

@@ -245,3 +245,59 @@ def test_kill_9_after_250_loses_nothing_and_sends_nothing_twice(tmp_path, sink):
             proc.kill()
             proc.wait(timeout=5)
     assert proc.returncode == 0, log.read_text()[-3000:]
+
+
+class _DownRelay:
+    """A relay that can never be reached; counts how often it was tried."""
+
+    tries = 0
+
+    async def send(self, sender: str, rcpt: str, data: bytes, tag: int) -> None:
+        from listserv.delivery import RelayUnreachable
+
+        type(self).tries += 1
+        raise RelayUnreachable("relay 127.0.0.1:1 unreachable: refused")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_unreachable_relay_defers_a_whole_pass_after_one_try_per_connection(cfg, store, monkeypatch):
+    """With the relay down, a pass defers every due copy without dialling the relay for each."""
+    import listserv.delivery as delivery
+    from listserv.delivery import Deliverer
+    from listserv.store import members, queue
+
+    now = datetime.now(UTC)
+    with store.session() as s:
+        for i in range(200):
+            m = members.upsert_member(s, "networking", f"m{i}@example.org", now, status="pending")
+            members.activate(s, m, now, "test")
+        out = queue.add_outbound(s, "networking", "post", b"Subject: hi\r\n\r\nbody\r\n", now)
+        queue.queue_to_members(s, out.id, "networking", ("regular",), now)
+    _DownRelay.tries = 0
+    monkeypatch.setattr(delivery, "make_relay", lambda c: _DownRelay())
+    handled = await Deliverer(store, lambda: cfg).deliver_due()
+    assert handled == 200
+    assert _DownRelay.tries <= cfg.server.delivery_connections
+    with store.session() as s:
+        rows = list(s.exec(select(Delivery)))
+    assert {r.state for r in rows} == {"queued"}
+    assert all("unreachable" in r.last_error and r.next_attempt_at > now for r in rows)
+
+
+async def test_relay_login_failure_is_temporary_not_a_bounce():
+    """A relay refusing our login (535) defers the copy; it is not the recipient's failure."""
+    import aiosmtplib
+    import pytest
+
+    from listserv.delivery import RelayUnreachable, SmtpRelay
+
+    relay = SmtpRelay("smtp://user:wrong@127.0.0.1:1")
+
+    async def refuse_login() -> aiosmtplib.SMTP:
+        raise aiosmtplib.SMTPAuthenticationError(535, "5.7.8 authentication failed")
+
+    relay._connect = refuse_login  # type: ignore[method-assign]
+    with pytest.raises(RelayUnreachable):
+        await relay.send("b@x.org", "ann@example.com", b"Subject: x\r\n\r\ny\r\n", 1)
