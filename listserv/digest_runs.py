@@ -29,11 +29,18 @@ def last_run(s: Session, list_name: str, kind: str) -> DigestRun | None:
     return s.exec(q.order_by(DigestRun.period_end.desc())).first()
 
 
+def next_period(s: Session, list_name: str, kind: str, now: datetime) -> tuple[datetime, datetime]:
+    """(start, previous start) of the next period: it starts where the last run ended, else when
+    the list was first seen; the period before it, for the pulse, is the last run's (else as long)."""
+    run = last_run(s, list_name, kind)
+    start = run.period_end if run else members.ensure_list(s, list_name, now).first_seen
+    return start, (run.period_start if run else start - (now - start))
+
+
 def last_period_end(store: Store, list_name: str, kind: str, now: datetime) -> datetime:
-    """Where the next period of this list and kind starts: the last run's end, else first sight."""
+    """Where the next period of this list and kind starts."""
     with store.session() as s:
-        run = last_run(s, list_name, kind)
-        return run.period_end if run else members.ensure_list(s, list_name, now).first_seen
+        return next_period(s, list_name, kind, now)[0]
 
 
 def bare_subject(subject: str, prefix: str) -> str:
@@ -97,8 +104,7 @@ def run_digest(store: Store, cfg: Config, list_name: str, kind: str, now: dateti
     if kind == "alumni" and not lst.alumni.enabled:
         return "alumni mode is off for this list: nothing sent"
     with store.session() as s:
-        previous = last_run(s, lst.name, kind)
-        start = previous.period_end if previous else members.ensure_list(s, lst.name, now).first_seen
+        start, previous_start = next_period(s, lst.name, kind, now)
         if start >= now:
             return "nothing to send: the period is empty"
         run = DigestRun(list_name=lst.name, kind=kind, period_start=start, period_end=now, created_at=now)
@@ -108,8 +114,7 @@ def run_digest(store: Store, cfg: Config, list_name: str, kind: str, now: dateti
                 s.flush()
         except IntegrityError:
             return "already sent by another run for this period"
-        built = compose(s, cfg, lst, kind, start, now,
-                        previous.period_start if previous else start - (now - start))
+        built = compose(s, cfg, lst, kind, start, now, previous_start)
         if built is None:
             return "nothing to report this period: nothing sent"
         msg, count = built
@@ -129,8 +134,6 @@ def preview(store: Store, cfg: Config, list_name: str, kind: str, now: datetime)
     if kind == "alumni" and not lst.alumni.enabled:
         return None  # run_digest would send none either
     with store.session() as s:
-        previous = last_run(s, lst.name, kind)
-        start = previous.period_end if previous else members.ensure_list(s, lst.name, now).first_seen
-        built = compose(s, cfg, lst, kind, start, now,
-                        previous.period_start if previous else start - (now - start))
+        start, previous_start = next_period(s, lst.name, kind, now)
+        built = compose(s, cfg, lst, kind, start, now, previous_start)
     return built[0] if built else None
