@@ -11,11 +11,11 @@ from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.policy import SMTP, default
 from email.utils import format_datetime, make_msgid, parseaddr
-from html.parser import HTMLParser
 from typing import Literal
 
 from listserv.addresses import list_address
 from listserv.config import ListConfig
+from listserv.message import decode_text, first_text
 from listserv.render import render_text
 
 # Embedded posts keep their own header folding (they go out unchanged); our headers fold as usual.
@@ -222,7 +222,7 @@ def _enclosed(post: DigestPost, tz: tzinfo) -> dict:
         if value:
             headers.append((name, _one_line(value)))
     # RFC 1153: blank the first character of body lines that would read as a separator.
-    lines = [" " + line[1:] if line == "-" * 30 else line for line in _body_text(msg).splitlines()]
+    lines = [" " + line[1:] if line == "-" * 30 else line for line in first_text(msg).splitlines()]
     body = "\n".join(lines).strip("\n") or "[This message had no text.]"
     attachments = sum(1 for _ in msg.iter_attachments()) if msg.is_multipart() else 0
     if attachments:
@@ -230,7 +230,6 @@ def _enclosed(post: DigestPost, tz: tzinfo) -> dict:
     return {"headers": headers, "body": body}
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab, LF, CR
 
 
 def _header(msg: EmailMessage, name: str) -> str | None:
@@ -239,7 +238,7 @@ def _header(msg: EmailMessage, name: str) -> str | None:
     if raw is None:
         return None
     if isinstance(raw, str) and any("\udc80" <= c <= "\udcff" for c in raw):
-        return _bytes_text(raw.encode("ascii", "surrogateescape"), None)
+        return decode_text(raw.encode("ascii", "surrogateescape"), None)
     try:
         return str(default.header_fetch_parse(name, raw))  # unfolds, decodes RFC 2047
     except (ValueError, IndexError, TypeError, AttributeError):  # email package parser bugs
@@ -251,63 +250,6 @@ def _decoded_value(name: str, value: str | None) -> str | None:
         return None if value is None else str(default.header_factory(name, value))
     except (ValueError, IndexError, TypeError, AttributeError):
         return value
-
-
-def _body_text(msg: EmailMessage) -> str:
-    """The first text/plain body decoded, or the HTML body with its tags stripped."""
-    part = msg.get_body(preferencelist=("plain",))
-    if part is not None:
-        return _decoded(part)
-    part = msg.get_body(preferencelist=("html",))
-    return _html_to_text(_decoded(part)) if part is not None else ""
-
-
-def _decoded(part: EmailMessage) -> str:
-    return _bytes_text(part.get_payload(decode=True) or b"", part.get_content_charset())
-
-
-def _bytes_text(data: bytes, charset: str | None) -> str:
-    """Text in its declared charset, else UTF-8, else Latin-1; control characters dropped."""
-    for name in (charset, "utf-8", "latin-1"):
-        if name:
-            try:
-                return _CONTROL.sub("", data.decode(name))
-            except (LookupError, UnicodeDecodeError):
-                continue
-    return _CONTROL.sub("", data.decode("latin-1"))
-
-
-class _TextOnly(HTMLParser):
-    BLOCKS = frozenset({"p", "br", "div", "li", "tr", "table", "ul", "ol", "hr", "blockquote",
-                        "h1", "h2", "h3", "h4", "h5", "h6"})
-    HIDDEN = frozenset({"script", "style", "head"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        self.hidden += tag in self.HIDDEN
-        if tag in self.BLOCKS:
-            self.out.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        self.hidden = max(0, self.hidden - (tag in self.HIDDEN))
-        if tag in self.BLOCKS:
-            self.out.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self.out.append(data.replace("\n", " "))
-
-
-def _html_to_text(html: str) -> str:
-    parser = _TextOnly()
-    parser.feed(html)
-    parser.close()
-    lines = [" ".join(line.split()) for line in "".join(parser.out).splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 # --- highlights: short and impersonal --------------------------------------------------------
@@ -333,7 +275,7 @@ def _highlight(thread: list[DigestPost], names: list[str]) -> Highlight:
     # The starter may predate the period; then the thread's earliest post stands in for it.
     starter = next((p for p in thread if p.message_id == p.thread_key), thread[0])
     subject = _scrub(_one_line(_REPLY_PREFIX.sub("", starter.subject)), names) or "(no subject)"
-    body = _body_text(message_from_bytes(starter.raw, policy=default))
+    body = first_text(message_from_bytes(starter.raw, policy=default))
     return Highlight(subject=subject, replies=_replies(thread), excerpt=_excerpt(body, names))
 
 

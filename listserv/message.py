@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
+from html.parser import HTMLParser
 from email.parser import BytesParser
 from email.utils import getaddresses
 
@@ -162,19 +163,64 @@ def message_ids(value: str) -> list[str]:
     return re.findall(r"<[^<>\s]+>", value or "")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab, LF, CR
+
+
 def first_text(msg: EmailMessage) -> str:
-    """The first text/plain part's text (HTML with tags stripped when there is none)."""
+    """The first text/plain body decoded, or the HTML body as text; '' when there is neither."""
     try:
-        part = msg.get_body(preferencelist=("plain", "html"))
-    except Exception:  # noqa: BLE001
-        part = None
-    if part is None:
+        plain = msg.get_body(preferencelist=("plain",))
+        html = None if plain is not None else msg.get_body(preferencelist=("html",))
+    except Exception:  # noqa: BLE001 - malformed MIME reads as having no text
         return ""
-    try:
-        text = part.get_content()
-    except Exception:  # noqa: BLE001 - unknown charset or broken encoding
-        payload = part.get_payload(decode=True) or b""
-        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
-    if part.get_content_subtype() == "html":
-        text = re.sub(r"<[^>]+>", " ", text)
-    return str(text)
+    if plain is not None:
+        return _decoded(plain)
+    return html_to_text(_decoded(html)) if html is not None else ""
+
+
+def _decoded(part: Message) -> str:
+    return decode_text(part.get_payload(decode=True) or b"", part.get_content_charset())
+
+
+def decode_text(data: bytes, charset: str | None) -> str:
+    """Text in its declared charset, else UTF-8, else Latin-1; control characters dropped."""
+    for name in (charset, "utf-8", "latin-1"):
+        if name:
+            try:
+                return _CONTROL.sub("", data.decode(name))
+            except (LookupError, UnicodeDecodeError):
+                continue
+    return _CONTROL.sub("", data.decode("latin-1"))
+
+
+class _TextOnly(HTMLParser):
+    BLOCKS = frozenset({"p", "br", "div", "li", "tr", "table", "ul", "ol", "hr", "blockquote",
+                        "h1", "h2", "h3", "h4", "h5", "h6"})
+    HIDDEN = frozenset({"script", "style", "head"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.hidden += tag in self.HIDDEN
+        if tag in self.BLOCKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.hidden = max(0, self.hidden - (tag in self.HIDDEN))
+        if tag in self.BLOCKS:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.out.append(data.replace("\n", " "))
+
+
+def html_to_text(html: str) -> str:
+    parser = _TextOnly()
+    parser.feed(html)
+    parser.close()
+    lines = [" ".join(line.split()) for line in "".join(parser.out).splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
