@@ -15,7 +15,7 @@ from typing import Literal
 
 from listserv.addresses import list_address
 from listserv.config import ListConfig
-from listserv.message import decode_text, first_text
+from listserv.message import first_text, readable
 from listserv.render import render_text
 
 # Embedded posts keep their own header folding (they go out unchanged); our headers fold as usual.
@@ -237,8 +237,8 @@ def _header(msg: EmailMessage, name: str) -> str | None:
     raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
     if raw is None:
         return None
-    if isinstance(raw, str) and any("\udc80" <= c <= "\udcff" for c in raw):
-        return decode_text(raw.encode("ascii", "surrogateescape"), None)
+    if isinstance(raw, str) and (text := readable(raw)) != raw:  # raw 8-bit bytes, no RFC 2047
+        return text
     try:
         return str(default.header_fetch_parse(name, raw))  # unfolds, decodes RFC 2047
     except (ValueError, IndexError, TypeError, AttributeError):  # email package parser bugs

@@ -20,6 +20,8 @@ from email.message import EmailMessage
 import dns.exception
 import dns.resolver
 
+from listserv.message import readable
+
 log = logging.getLogger("listserv.dmarc")
 
 Resolver = Callable[[str], tuple[list[str], int]]
@@ -187,7 +189,7 @@ def munge_from(
     author = _author(msg)
     if author is None:
         return
-    original = _unescape(str(msg["From"]))
+    original = readable(str(msg["From"]))
     del msg["X-Original-From"]
     msg["X-Original-From"] = original
     msg.replace_header("From", _via(author, list_address, list_title))
@@ -211,7 +213,7 @@ def wrap_message(msg: EmailMessage, *, list_address: str, list_title: str) -> Em
         outer["Reply-To"] = author
     for header in ("To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References"):
         if msg[header] is not None:
-            outer[header] = _unescape(str(msg[header]))
+            outer[header] = readable(str(msg[header]))
     outer.set_content(
         f"A message from {name} follows; it is attached because their domain "
         "asks that it is not forwarded unchanged.\n"
@@ -224,17 +226,12 @@ def _author(msg: EmailMessage) -> Address | None:
     header = msg["From"]
     for addr in getattr(header, "addresses", ()):
         if addr.username and addr.domain:
-            return Address(_unescape(addr.display_name), _unescape(addr.username), addr.domain)
+            return Address(readable(addr.display_name), readable(addr.username), addr.domain)
     return None
 
 
 def _name(author: Address) -> str:
     return author.display_name or author.addr_spec
-
-
-def _unescape(text: str) -> str:
-    """Raw 8-bit header bytes arrive as surrogate escapes; make them real text (UTF-8 guessed)."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _via(author: Address, list_address: str, list_title: str) -> Address:
