@@ -20,6 +20,7 @@ from email.message import EmailMessage, Message
 from flufl.bounce import all_failures
 
 from listserv.addresses import is_valid_address, normalise, sender_address, verp_decode
+from listserv.message import decode_text
 
 log = logging.getLogger("listserv.bounces")
 
@@ -192,16 +193,11 @@ def _part_text(part: Message) -> str:
     raw = part.get_payload(decode=True)
     if not isinstance(raw, bytes):
         return str(payload)
-    return _text(raw, part.get_content_charset() or "utf-8")
+    return _text(raw, part.get_content_charset())
 
 
-def _text(value: bytes | str, charset: str = "utf-8") -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return value.decode(charset, errors="replace")
-    except LookupError:  # an unknown charset name
-        return value.decode("latin-1")
+def _text(value: bytes | str, charset: str | None = None) -> str:
+    return value if isinstance(value, str) else decode_text(value, charset)
 
 
 def _raw(msg: Message, name: str) -> str:
