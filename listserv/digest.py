@@ -15,7 +15,7 @@ from typing import Literal
 
 from listserv.addresses import list_address
 from listserv.config import ListConfig
-from listserv.message import first_text, readable
+from listserv.message import first_text, readable, strip_markers
 from listserv.render import render_text
 
 # Embedded posts keep their own header folding (they go out unchanged); our headers fold as usual.
@@ -254,8 +254,6 @@ def _decoded_value(name: str, value: str | None) -> str | None:
 
 # --- highlights: short and impersonal --------------------------------------------------------
 
-_REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|aw|sv|antw|fwd?|wg)\s*(?:\[\d+\])?\s*:\s*)+",
-                           re.IGNORECASE)
 _QUOTE_INTRO = re.compile(r"^on .{0,200}wrote:$", re.IGNORECASE)
 # "Hi all," or "Dear fellow job seekers," but not "Hi, Acme is hiring 5 developers".
 _GREETING = re.compile(r"^(hi|hello|hey|dear|greetings|good (morning|afternoon|evening))\b"
@@ -274,7 +272,7 @@ def _replies(thread: list[DigestPost]) -> int:
 def _highlight(thread: list[DigestPost], names: list[str]) -> Highlight:
     # The starter may predate the period; then the thread's earliest post stands in for it.
     starter = next((p for p in thread if p.message_id == p.thread_key), thread[0])
-    subject = _scrub(_one_line(_REPLY_PREFIX.sub("", starter.subject)), names) or "(no subject)"
+    subject = _scrub(_one_line(strip_markers(starter.subject)), names) or "(no subject)"
     body = first_text(message_from_bytes(starter.raw, policy=default))
     return Highlight(subject=subject, replies=_replies(thread), excerpt=_excerpt(body, names))
 

@@ -158,6 +158,19 @@ def addresses_in(values: list[str]) -> list[str]:
     return [addr.lower() for _name, addr in getaddresses(values) if addr]
 
 
+# Reply and forward markers in many mail clients' languages (Re, Aw, Sv, Antw, Fwd, Tr, Wg ...).
+_MARKERS = re.compile(r"^\s*(?:(?:re|aw|sv|antw|vs|fwd?|tr|wg)\s*(?:\[\d+\]|\(\d+\))?\s*:\s*)+", re.I)
+
+
+def strip_markers(subject: str) -> str:
+    """A subject without its leading reply/forward markers.
+
+    >>> strip_markers("Re: Fwd: AW: join")
+    'join'
+    """
+    return _MARKERS.sub("", subject)
+
+
 def message_ids(value: str) -> list[str]:
     """The <...> ids in a References or In-Reply-To value."""
     return re.findall(r"<[^<>\s]+>", value or "")

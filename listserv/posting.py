@@ -18,6 +18,7 @@ HYGIENE = ("return-path", "delivered-to", "x-original-to", "list-id", "list-post
 # Fields whose change breaks an author's DKIM signature.
 SIGNED = ("subject", "from", "reply-to", "cc")
 
+# Reply markers only: unlike message.strip_markers, a "Fwd:" stays in the subject of a post.
 _REPLY_MARKER = re.compile(r"^(re|aw|sv|antw|vs|ref|rif|odp)\s*(\[\d+\]|\(\d+\))?\s*:\s*", re.I)
 
 

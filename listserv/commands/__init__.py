@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session
 
 from listserv.config import Config, ListConfig
-from listserv.message import first_text, parse
+from listserv.message import first_text, parse, strip_markers
 from listserv.notices import may_auto_reply, reply
 from listserv.posting import Site
 from listserv.store.tables import Member
@@ -103,7 +103,6 @@ def lookup(word: str) -> Command | None:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fwd?|tr|wg)\s*:\s*)+", re.I)
 
 
 def clean_arg(text: str) -> str:
@@ -119,7 +118,7 @@ def command_lines(subject: str, body: str) -> list[list[str]]:
     [['join'], ['help']]
     """
     lines: list[list[str]] = []
-    subject_words = _REPLY_PREFIX.sub("", subject).split()
+    subject_words = strip_markers(subject).split()
     if subject_words and lookup(subject_words[0]):
         lines.append(subject_words)
     for raw_line in body.splitlines():
