@@ -17,6 +17,7 @@ from listserv.addresses import list_address
 from listserv.config import ListConfig
 from listserv.message import first_text, readable, strip_markers
 from listserv.render import render_text
+from listserv.retention import own_lines
 
 # Embedded posts keep their own header folding (they go out unchanged); our headers fold as usual.
 POLICY = SMTP.clone(refold_source="none")
@@ -254,7 +255,6 @@ def _decoded_value(name: str, value: str | None) -> str | None:
 
 # --- highlights: short and impersonal --------------------------------------------------------
 
-_QUOTE_INTRO = re.compile(r"^on .{0,200}wrote:$", re.IGNORECASE)
 # "Hi all," or "Dear fellow job seekers," but not "Hi, Acme is hiring 5 developers".
 _GREETING = re.compile(r"^(hi|hello|hey|dear|greetings|good (morning|afternoon|evening))\b"
                        r"(\W+\w+){0,3}\W*$", re.IGNORECASE)
@@ -279,11 +279,8 @@ def _highlight(thread: list[DigestPost], names: list[str]) -> Highlight:
 
 def _excerpt(text: str, names: list[str]) -> str:
     kept: list[str] = []
-    for line in text.splitlines():
-        s = line.strip()
-        if s == "--":  # signature separator "-- "
-            break
-        if s.startswith(">") or _QUOTE_INTRO.match(s) or (not kept and _GREETING.match(s)):
+    for s in own_lines(text[:20000]):  # no quotes, attributions, signatures or mobile footers
+        if not kept and _GREETING.match(s):
             continue
         if any(c.isalnum() for c in s):  # rules like "-----" or "***" say nothing
             kept.append(s)

@@ -107,7 +107,7 @@ def _cut_at(lines: list[str], i: int) -> bool:
     return bool(_HEADER_FROM.match(line)) and any(_HEADER_NEXT.match(n.strip()) for n in following)
 
 
-def _own_lines(body: str) -> list[str]:
+def own_lines(body: str) -> list[str]:
     """The sender's own lines: no quotes, attributions, signatures or mobile footers."""
     lines = body.splitlines()
     cut = next((i for i in range(len(lines)) if _cut_at(lines, i)), len(lines))
@@ -133,7 +133,7 @@ def clean_text(subject: str, body: str) -> str:
     body = body or ""
     if _HTML_HINT.search(body):
         body = _html_to_text(body)
-    text = "\n".join([subject, *_own_lines(body)])
+    text = "\n".join([subject, *own_lines(body)])
     text = html.unescape(_TAG.sub(" ", text)).translate(_TYPOGRAPHY)
     return "\n".join(" ".join(ln.split()) for ln in text.splitlines() if ln.strip())
 
