@@ -3,7 +3,7 @@
     python bench/digest.py [--members N] [--posts P] [--format mime|plain] [--db sqlite|postgresql] [--keep]
 
 Members and posts are inserted in a child process (not timed, not counted in our RSS); then
-listserv.digest_runs.run_digest(store, cfg, "networking", "regular", now) is timed: it reads the
+listserv.digest.runs.run_digest(store, cfg, "networking", "regular", now) is timed: it reads the
 week's posts, builds the digest once and queues one delivery row per digest member.
 """
 
@@ -102,8 +102,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from listserv.config import parse_config
-    from listserv.digest_runs import run_digest
-    from listserv.store import open_store, queue
+    from listserv.digest.runs import run_digest
+    from listserv.store import open_store, outbound as queue
     from listserv.store.tables import DigestRun, Outbound
 
     folder = Path(tempfile.mkdtemp(prefix="listserv-digest-"))

@@ -225,7 +225,7 @@ def cpu_seconds() -> float:
 
 
 def delivery_states(url: str) -> dict[str, int]:
-    from listserv.store import open_store, queue
+    from listserv.store import open_store, outbound as queue
 
     store = open_store(url)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -170,6 +171,22 @@ class ServerConfig(_Model):
         return parse_duration(self.retry_initial)
 
 
+@dataclass(frozen=True)
+class Site:
+    """What every message the server builds needs to know about it: its domain and public URL."""
+
+    domain: str
+    base_url: str
+
+    @classmethod
+    def of(cls, server: ServerConfig) -> Site:
+        return cls(domain=server.domain, base_url=server.base_url.rstrip("/"))
+
+    def url(self, kind: str, token: str) -> str:
+        """A member's page: 'u' (unsubscribe), 'c' (confirm), 'a' (stay as alumni)."""
+        return f"{self.base_url}/{kind}/{token}"
+
+
 class Config(_Model):
     server: ServerConfig = ServerConfig()
     lists: dict[str, ListConfig] = {}
@@ -191,6 +208,10 @@ class Config(_Model):
                     if low == f"{other}-{suffix}":
                         raise ValueError(f"list name {low!r} clashes with the {suffix!r} address of list {other!r}")
         return self
+
+    @property
+    def site(self) -> Site:
+        return Site.of(self.server)
 
     def resolve(self, relative: str) -> Path:
         """A path from the config, relative to the config file's folder."""

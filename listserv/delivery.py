@@ -1,4 +1,4 @@
-"""The only code that sends mail: claim due copies, personalise, send over reused connections."""
+"""6. The only code that sends mail: claim due copies, personalise, send over reused connections."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ import aiosmtplib
 
 from listserv.addresses import verp_encode
 from listserv.config import Config
+from listserv.headers import member_fields
 from listserv.message import add_fields, fold
-from listserv.posting import Site, member_fields
-from listserv.store import Store, queue
-from listserv.store.queue import Claimed
+from listserv.store import Store, outbound
+from listserv.store.outbound import Claimed
 
 log = logging.getLogger("listserv.delivery")
 
@@ -241,11 +241,11 @@ class Deliverer:
 
     def _claim(self) -> list[Claimed]:
         with self.store.session() as s:
-            return queue.claim_deliveries(s, datetime.now(UTC), LEASE, BATCH)
+            return outbound.claim_deliveries(s, datetime.now(UTC), LEASE, BATCH)
 
     async def _sender(self, cfg: Config, relay: OutboxRelay | SmtpRelay,
                       work: asyncio.Queue[Claimed | None], down: list[str]) -> None:
-        site = Site.of(cfg.server)
+        site = cfg.site
         while (item := await work.get()) is not None:
             if down:  # the relay is unreachable: defer the rest of this pass without a try each
                 self.results.deferred.append((item, down[0]))
@@ -283,7 +283,7 @@ class Deliverer:
 
     def _load_outbound(self, outbound_id: int) -> tuple[str, bytes]:
         with self.store.session() as s:
-            found = queue.outbound_raw(s, outbound_id)
+            found = outbound.outbound_raw(s, outbound_id)
         if found is None:
             raise PermanentError(f"outbound message {outbound_id} is missing from the store")
         return found
@@ -304,16 +304,16 @@ class Deliverer:
         cfg = self.config()
         now = datetime.now(UTC)
         with self.store.session() as s:
-            queue.mark_sent(s, results.sent, now)
+            outbound.mark_sent(s, results.sent, now)
             for item, error in results.deferred:
                 if now - item.created_at > timedelta(seconds=cfg.server.retry_seconds):
-                    queue.fail(s, item.id, f"gave up after {cfg.server.retry_for}: {error}")
+                    outbound.fail(s, item.id, f"gave up after {cfg.server.retry_for}: {error}")
                     self._report(s, cfg, item, error, permanent=False)
                 else:
                     delay = retry_delay(item.attempts, cfg.server.retry_initial_seconds)
-                    queue.defer(s, item.id, error, now + delay)
+                    outbound.defer(s, item.id, error, now + delay)
             for item, error in results.failed:
-                queue.fail(s, item.id, error)
+                outbound.fail(s, item.id, error)
                 self._report(s, cfg, item, error, permanent=True)
         if results.deferred:
             log.info("deferred %d copies (%s)", len(results.deferred), results.deferred[0][1])

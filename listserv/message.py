@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from email import policy
 from email.message import EmailMessage, Message
-from html.parser import HTMLParser
 from email.parser import BytesParser
 from email.utils import getaddresses
+
+from listserv.addresses import sender_address
+from listserv.text import html_to_text
 
 SMTP_POLICY = policy.SMTP
 _PARSER = BytesParser(policy=policy.default)
@@ -38,20 +42,23 @@ def _crlf(data: bytes) -> bytes:
 
 
 def _header_lines(head: bytes) -> list[tuple[str, bytes]]:
-    """Split a header block into (lower-case name, raw bytes of the whole folded field)."""
-    fields: list[tuple[str, bytes]] = []
+    """Split a header block into (lower-case name, raw bytes of the whole folded field).
+
+    Linear in the size of the block: a field's lines are joined once, at the end (a folded
+    8 MB header appended line by line took minutes: issue 10).
+    """
+    fields: list[tuple[str, list[bytes]]] = []
     for line in head.split(b"\r\n"):
         if not line:
             continue
         if line[:1] in (b" ", b"\t") and fields:
-            name, data = fields[-1]
-            fields[-1] = (name, data + b"\r\n" + line)
+            fields[-1][1].append(line)
             continue
         m = _HEADER_NAME.match(line)
         if m is None:
             continue  # not a header line: drop it rather than corrupt the block
-        fields.append((m.group(1).decode("ascii").lower(), line))
-    return fields
+        fields.append((m.group(1).decode("ascii").lower(), [line]))
+    return [(name, b"\r\n".join(lines)) for name, lines in fields]
 
 
 def readable(text: str) -> str:
@@ -145,6 +152,33 @@ class RawMessage:
         return self.head_bytes() + b"\r\n" + self.body
 
 
+@dataclass
+class Incoming:
+    """One accepted message on its way: the raw bytes, the envelope and what we read from it."""
+
+    raw: bytes
+    mail_from: str
+    msg: RawMessage
+    now: datetime
+
+    @property
+    def sender(self) -> str | None:
+        """The From address, else the envelope sender."""
+        return sender_address(self.msg.get("from")) or sender_address(self.mail_from)
+
+    @property
+    def subject(self) -> str:
+        return self.msg.get("subject")
+
+    @property
+    def message_id(self) -> str:
+        return self.msg.get("message-id").strip()
+
+    def text(self) -> str:
+        """The first text part (HTML as text, quotes as "> " lines); '' when there is none."""
+        return first_text(parse(self.raw))
+
+
 def add_fields(raw: bytes, fields: bytes) -> bytes:
     """Insert pre-folded header fields at the end of a message's header block."""
     idx = raw.find(b"\r\n\r\n")
@@ -156,19 +190,6 @@ def add_fields(raw: bytes, fields: bytes) -> bytes:
 def addresses_in(values: list[str]) -> list[str]:
     """The addr-specs in a list of address header values, lower case."""
     return [addr.lower() for _name, addr in getaddresses(values) if addr]
-
-
-# Reply and forward markers in many mail clients' languages (Re, Aw, Sv, Antw, Fwd, Tr, Wg ...).
-_MARKERS = re.compile(r"^\s*(?:(?:re|aw|sv|antw|vs|fwd?|tr|wg)\s*(?:\[\d+\]|\(\d+\))?\s*:\s*)+", re.I)
-
-
-def strip_markers(subject: str) -> str:
-    """A subject without its leading reply/forward markers.
-
-    >>> strip_markers("Re: Fwd: AW: join")
-    'join'
-    """
-    return _MARKERS.sub("", subject)
 
 
 def message_ids(value: str) -> list[str]:
@@ -188,7 +209,7 @@ def first_text(msg: EmailMessage) -> str:
         return ""
     if plain is not None:
         return _decoded(plain)
-    return html_to_text(_decoded(html)) if html is not None else ""
+    return html_to_text(_decoded(html)) if html is not None else ""  # quotes as "> " lines
 
 
 def _decoded(part: Message) -> str:
@@ -204,36 +225,3 @@ def decode_text(data: bytes, charset: str | None) -> str:
             except (LookupError, UnicodeDecodeError):
                 continue
     return _CONTROL.sub("", data.decode("latin-1"))
-
-
-class _TextOnly(HTMLParser):
-    BLOCKS = frozenset({"p", "br", "div", "li", "tr", "table", "ul", "ol", "hr", "blockquote",
-                        "h1", "h2", "h3", "h4", "h5", "h6"})
-    HIDDEN = frozenset({"script", "style", "head"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        self.hidden += tag in self.HIDDEN
-        if tag in self.BLOCKS:
-            self.out.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        self.hidden = max(0, self.hidden - (tag in self.HIDDEN))
-        if tag in self.BLOCKS:
-            self.out.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self.out.append(data.replace("\n", " "))
-
-
-def html_to_text(html: str) -> str:
-    parser = _TextOnly()
-    parser.feed(html)
-    parser.close()
-    lines = [" ".join(line.split()) for line in "".join(parser.out).splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()

@@ -1,13 +1,24 @@
-"""The moderation policy as one ordered table of (rule, action); the first rule that fires decides."""
+"""4. The moderation policy as one ordered table of (rule, action), and the moderators' verbs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
-from listserv.config import ListConfig
+from sqlmodel import Session
+
+from listserv.config import Config, ListConfig
+from listserv.dmarc import DmarcPolicies
+from listserv.errors import UsageError
+from listserv.notices import reply
+from listserv.posting import distribute
+from listserv.states import PostStatus
+from listserv.store.tables import Post
 
 ACCEPT, HOLD, REJECT, DISCARD = "accept", "hold", "reject", "discard"
+STATUS = {ACCEPT: PostStatus.ACCEPTED, HOLD: PostStatus.HELD, REJECT: PostStatus.REJECTED,
+          DISCARD: PostStatus.DISCARDED}
 
 
 @dataclass(frozen=True)
@@ -77,3 +88,33 @@ def decide(facts: PostFacts, lst: ListConfig) -> tuple[str, str]:
         if rule(facts, lst):
             return (lst.nonmember_posts if action == NONMEMBER else action), reason
     return ACCEPT, "member post"
+
+
+# ---------------------------------------------------------------- what moderators do
+
+
+def held_post(s: Session, post_id: int) -> Post:
+    """A post waiting for approval; UsageError when there is no such held post."""
+    post = s.get(Post, post_id)
+    if post is None or post.status != PostStatus.HELD:
+        raise UsageError(f"there is no held post {post_id}; 'listserv held' lists them")
+    return post
+
+
+def approve(s: Session, cfg: Config, post_id: int, now: datetime,
+            dmarc_policies: DmarcPolicies | None) -> int:
+    """Release a held post to the list; returns how many copies were queued."""
+    post = held_post(s, post_id)
+    return distribute(s, cfg.list(post.list_name), cfg.site, post, now, dmarc_policies)
+
+
+def reject(s: Session, cfg: Config, post_id: int, now: datetime) -> Post:
+    """Refuse a held post and tell its sender."""
+    post = held_post(s, post_id)
+    lst = cfg.list(post.list_name)
+    post.status = PostStatus.REJECTED
+    s.add(post)
+    if post.sender:
+        reply(s, lst, cfg.site, post.sender, "member/rejected.txt", now,
+              subject=post.subject, reason="a moderator declined it")
+    return post

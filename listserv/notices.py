@@ -9,11 +9,11 @@ from email.message import EmailMessage
 from sqlmodel import Session
 
 from listserv.addresses import display, list_address
-from listserv.config import ListConfig
+from listserv.config import ListConfig, Site
+from listserv.headers import carries_list_id, list_id
 from listserv.message import RawMessage
-from listserv.posting import Site, carries_list_id, list_id
 from listserv.render import render_reply
-from listserv.store import queue, tokens
+from listserv.store import outbound, tokens
 
 BULK_PRECEDENCE = {"bulk", "junk", "list"}
 
@@ -42,9 +42,9 @@ def list_from(lst: ListConfig, site: Site, suffix: str = "request") -> str:
 def queue_message(s: Session, lst_name: str, msg: EmailMessage, recipients: Sequence[str],
                   now: datetime, kind: str = "notice") -> int:
     """Store a built message and queue one copy per recipient; returns the outbound id."""
-    out = queue.add_outbound(s, lst_name, kind, msg.as_bytes(), now)
+    out = outbound.add_outbound(s, lst_name, kind, msg.as_bytes(), now)
     assert out.id is not None
-    queue.queue_to_addresses(s, out.id, [(r, "", None) for r in recipients], now)
+    outbound.queue_to_addresses(s, out.id, [(r, "", None) for r in recipients], now)
     return out.id
 
 

@@ -1,15 +1,26 @@
-"""The ordered steps that turn an accepted post into the copy every member gets."""
+"""5. The ordered steps that turn an accepted post into the copy every member gets."""
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import formataddr
+from datetime import datetime
+from email.policy import SMTP
 
-from listserv.addresses import list_address
-from listserv.config import ListConfig, ServerConfig
-from listserv.message import RawMessage, fold, fold_uris
+from sqlmodel import Session
+
+from listserv.addresses import list_address, sender_address
+from listserv.config import ListConfig, Site
+from listserv.dmarc import DmarcPolicies, munge_from, needs_dmarc_action, wrap_message
+from listserv.headers import list_fields
+from listserv.message import RawMessage, parse
+from listserv.states import Delivery, PostStatus
+from listserv.store import outbound
+from listserv.store.tables import Post
+from listserv.text import after_reply_marker
+
+log = logging.getLogger("listserv.posting")
 
 # Fields a list must not pass on: delivery traces and other lists' List-* fields (RFC 2369).
 HYGIENE = ("return-path", "delivered-to", "x-original-to", "list-id", "list-post", "list-help",
@@ -17,9 +28,22 @@ HYGIENE = ("return-path", "delivered-to", "x-original-to", "list-id", "list-post
            "list-owner", "precedence", "x-listserv-loop")
 # Fields whose change breaks an author's DKIM signature.
 SIGNED = ("subject", "from", "reply-to", "cc")
+MUNGED = ("From", "Reply-To", "Cc", "X-Original-From")
+# CRLF, and the original's own fields never refolded: the attached post stays byte-for-byte
+# what its author sent, so its DKIM signature still verifies (even with c=simple).
+WRAP_POLICY = SMTP.clone(refold_source="none")
 
-# Reply markers only: unlike message.strip_markers, a "Fwd:" stays in the subject of a post.
-_REPLY_MARKER = re.compile(r"^(re|aw|sv|antw|vs|ref|rif|odp)\s*(\[\d+\]|\(\d+\))?\s*:\s*", re.I)
+
+@dataclass(frozen=True)
+class Decoration:
+    """What the steps know: the list, the server, and the DMARC lookups (None: no DNS)."""
+
+    lst: ListConfig
+    site: Site
+    dmarc: DmarcPolicies | None = None
+
+
+Step = Callable[[RawMessage, Decoration], RawMessage]
 
 
 def prefixed_subject(subject: str, prefix: str) -> str:
@@ -36,9 +60,9 @@ def prefixed_subject(subject: str, prefix: str) -> str:
         if tag and rest.lower().startswith(tag.lower()):
             rest = rest[len(tag):].lstrip()
             continue
-        m = _REPLY_MARKER.match(rest)
-        if m:
-            rest, is_reply = rest[m.end():].lstrip(), True
+        after = after_reply_marker(rest)
+        if after is not None:
+            rest, is_reply = after.lstrip(), True
             continue
         break
     rest = rest or "(no subject)"
@@ -47,88 +71,89 @@ def prefixed_subject(subject: str, prefix: str) -> str:
     return f"{tag} {'Re: ' if is_reply else ''}{rest}"
 
 
-@dataclass(frozen=True)
-class Site:
-    """What decoration needs to know about the server."""
-
-    domain: str
-    base_url: str
-
-    @classmethod
-    def of(cls, server: ServerConfig) -> Site:
-        return cls(domain=server.domain, base_url=server.base_url.rstrip("/"))
+def bare_subject(subject: str, prefix: str) -> str:
+    """A post's subject without the list prefix ('[x] Re: hi' -> 'Re: hi')."""
+    tag = prefix.strip()
+    text = prefixed_subject(subject, prefix)
+    return text[len(tag):].strip() if tag else text
 
 
-def list_id(lst: ListConfig, domain: str) -> str:
-    """RFC 2919 List-Id value: 'Title <name.domain>'."""
-    return formataddr((lst.display_title, f"{lst.name}.{domain}"))
+def dmarc(msg: RawMessage, d: Decoration) -> RawMessage:
+    """From-munge or wrap a post whose author's domain publishes p=reject or p=quarantine."""
+    lst = d.lst
+    if lst.dmarc == "none" or d.dmarc is None:
+        return msg
+    author = sender_address(msg.get("from"))
+    if author is None:
+        return msg
+    policy = d.dmarc.policy(author.rpartition("@")[2])
+    if not needs_dmarc_action(policy):
+        return msg
+    log.info("%s: %s publishes p=%s; applying dmarc = %s", lst.name, author, policy, lst.dmarc)
+    address = list_address(lst.name, d.site.domain)
+    full = parse(msg.to_bytes())
+    if lst.dmarc == "wrap":
+        wrapped = wrap_message(full, list_address=address, list_title=lst.display_title)
+        return RawMessage(wrapped.as_bytes(policy=WRAP_POLICY))
+    munge_from(full, list_address=address, list_title=lst.display_title, reply_to_mode=lst.reply_to)
+    for name in MUNGED:  # copy the rewritten fields back, leaving the body byte-for-byte
+        values = full.get_all(name) or []
+        msg.remove(name)
+        for value in values:
+            msg.add(name, str(value))
+    return msg
 
 
-def carries_list_id(msg: RawMessage, lst: ListConfig, site: Site) -> bool:
-    """True when the message already went through this list (our List-Id): a loop."""
-    own = f"<{lst.name}.{site.domain}>"
-    return any(own in value.lower() for value in msg.get_all("list-id"))
-
-
-def strip_hygiene(msg: RawMessage, lst: ListConfig, site: Site) -> None:
+def strip_hygiene(msg: RawMessage, d: Decoration) -> RawMessage:
     msg.remove(*HYGIENE)
+    return msg
 
 
-def prefix_subject(msg: RawMessage, lst: ListConfig, site: Site) -> None:
-    if not lst.prefix.strip():
-        return
-    old = msg.get("subject")
-    new = prefixed_subject(old, lst.prefix)
-    if new != old:
-        msg.set("Subject", new)
+def prefix_subject(msg: RawMessage, d: Decoration) -> RawMessage:
+    if d.lst.prefix.strip():
+        old = msg.get("subject")
+        new = prefixed_subject(old, d.lst.prefix)
+        if new != old:
+            msg.set("Subject", new)
+    return msg
 
 
-def set_reply_to(msg: RawMessage, lst: ListConfig, site: Site) -> None:
-    if lst.reply_to == "list":
-        msg.set("Reply-To", list_address(lst.name, site.domain))
+def set_reply_to(msg: RawMessage, d: Decoration) -> RawMessage:
+    if d.lst.reply_to == "list":
+        msg.set("Reply-To", list_address(d.lst.name, d.site.domain))
+    return msg
 
 
-def add_list_headers(msg: RawMessage, lst: ListConfig, site: Site) -> None:
-    """RFC 2369 / 2919 fields shared by every copy (List-Unsubscribe is per member)."""
-    for name, value in list_fields(lst, site):
+def add_list_headers(msg: RawMessage, d: Decoration) -> RawMessage:
+    for name, value in list_fields(d.lst, d.site):
         msg.add(name, value)
+    return msg
 
 
-def list_fields(lst: ListConfig, site: Site) -> list[tuple[str, str]]:
-    fields = [
-        ("List-Id", list_id(lst, site.domain)),
-        ("List-Post", f"<mailto:{list_address(lst.name, site.domain)}>"),
-        ("List-Help", f"<mailto:{list_address(lst.name, site.domain, 'request')}?subject=help>"),
-        ("List-Subscribe", f"<mailto:{list_address(lst.name, site.domain, 'join')}>"),
-        ("List-Owner", f"<mailto:{list_address(lst.name, site.domain, 'owner')}>"),
-    ]
-    if lst.archive_url:
-        fields.append(("List-Archive", f"<{lst.archive_url}>"))
-    fields.append(("Precedence", "list"))
-    return fields
+POSTING: tuple[Step, ...] = (dmarc, strip_hygiene, prefix_subject, set_reply_to, add_list_headers)
 
 
-Step = Callable[[RawMessage, ListConfig, Site], None]
-POSTING: tuple[Step, ...] = (strip_hygiene, prefix_subject, set_reply_to, add_list_headers)
-
-
-def decorate(raw: bytes, lst: ListConfig, site: Site, steps: tuple[Step, ...] = POSTING) -> bytes:
+def decorate(raw: bytes, lst: ListConfig, site: Site, dmarc_policies: DmarcPolicies | None = None,
+             steps: tuple[Step, ...] = POSTING) -> bytes:
     """The shared copy of a post: every step applied, the body untouched."""
     msg = RawMessage(raw)
     before = {name: msg.get_all(name) for name in SIGNED}
+    d = Decoration(lst, site, dmarc_policies)
     for step in steps:
-        step(msg, lst, site)
+        msg = step(msg, d)
     if any(msg.get_all(name) != old for name, old in before.items()):
         msg.remove("DKIM-Signature")
     return msg.to_bytes()
 
 
-ONE_CLICK = fold("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")  # the same on every copy
-
-
-def member_fields(lst_name: str, site: Site, token: str) -> bytes:
-    """The per-member List-Unsubscribe fields (RFC 2369 + RFC 8058 one-click), folded."""
-    url = f"{site.base_url}/u/{token}"
-    mailto = list_address(lst_name, site.domain, "leave", token)
-    unsubscribe = fold_uris("List-Unsubscribe", f"<{url}>, <mailto:{mailto}>")
-    return unsubscribe + ONE_CLICK
+def distribute(s: Session, lst: ListConfig, site: Site, post: Post, now: datetime,
+               dmarc_policies: DmarcPolicies | None = None) -> int:
+    """Decorate the post once and queue a copy for every regular member; idempotent."""
+    raw = decorate(post.raw, lst, site, dmarc_policies)
+    out = outbound.add_outbound(s, lst.name, "post", raw, now, post_id=post.id)
+    assert out.id is not None
+    count = outbound.queue_to_members(s, out.id, lst.name, (Delivery.REGULAR,), now)
+    post.status = PostStatus.ACCEPTED
+    post.distributed_at = now
+    s.add(post)
+    return count

@@ -5,24 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from listserv import bouncing, digest_runs
-from listserv.posting import Site
-
-if TYPE_CHECKING:
-    from listserv.server import Server
+from listserv.bounces import score as bounces
+from listserv.config import Config
+from listserv.digest import runs as digest_runs
+from listserv.store import Store
 
 log = logging.getLogger("listserv.scheduler")
 
 MAINTENANCE_CRON = "17 3 * * *"  # bounce score upkeep and probes, daily
 
 
-def digest_jobs(cfg) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+def digest_jobs(cfg: Config) -> list[tuple[str, str, str]]:
     """(list, kind, cron) for every digest the config asks for."""
     jobs = []
     for name, lst in cfg.lists.items():
@@ -40,11 +39,13 @@ def missed_since(cron: str, tz: ZoneInfo, since: datetime, now: datetime) -> boo
 
 
 class Scheduler:
-    """Owns the AsyncIOScheduler of a running server."""
+    """Owns the AsyncIOScheduler of a running server: digests on their cron, daily upkeep."""
 
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.aps = AsyncIOScheduler(timezone=ZoneInfo(server.cfg.server.timezone))
+    def __init__(self, store: Store, config: Callable[[], Config], wake: Callable[[], None]) -> None:
+        self.store = store
+        self.config = config  # a callable: after a reload, jobs read the new config
+        self.wake = wake  # tells delivery that copies were queued
+        self.aps = AsyncIOScheduler(timezone=ZoneInfo(config().server.timezone))
 
     @property
     def running(self) -> bool:
@@ -60,7 +61,7 @@ class Scheduler:
             self.aps.shutdown(wait=False)
 
     def plan(self) -> None:
-        cfg = self.server.cfg
+        cfg = self.config()
         tz = ZoneInfo(cfg.server.timezone)
         self.aps.remove_all_jobs()
         for name, kind, cron in digest_jobs(cfg):
@@ -77,34 +78,33 @@ class Scheduler:
 
     async def run_digest(self, name: str, kind: str) -> None:
         try:
-            outcome = await asyncio.to_thread(digest_runs.run_digest, self.server.store, self.server.cfg,
+            outcome = await asyncio.to_thread(digest_runs.run_digest, self.store, self.config(),
                                               name, kind, datetime.now(UTC))
             log.info("digest %s/%s: %s", name, kind, outcome)
-            self.server.deliverer.wake()
+            self.wake()
         except Exception:  # noqa: BLE001 - a failed run is retried by the next trigger or start
             log.exception("digest %s/%s failed", name, kind)
 
     async def catch_up(self) -> None:
         """Send once, now, any digest whose scheduled time passed while we were down."""
-        cfg = self.server.cfg
+        cfg = self.config()
         tz = ZoneInfo(cfg.server.timezone)
         now = datetime.now(UTC)
         for name, kind, cron in digest_jobs(cfg):
-            since = await asyncio.to_thread(digest_runs.last_period_end, self.server.store, name, kind, now)
+            since = await asyncio.to_thread(digest_runs.last_period_end, self.store, name, kind, now)
             if missed_since(cron, tz, since, now):
                 log.info("digest %s/%s was missed while the server was down; sending it now", name, kind)
                 await self.run_digest(name, kind)
 
     async def maintain(self) -> None:
         def work() -> None:
-            cfg, now = self.server.cfg, datetime.now(UTC)
-            site = Site.of(cfg.server)
+            cfg, now = self.config(), datetime.now(UTC)
             for lst in cfg.lists.values():
-                with self.server.store.session() as s:
-                    bouncing.maintain(s, lst, site, now)
+                with self.store.session() as s:
+                    bounces.maintain(s, lst, cfg.site, now)
 
         try:
             await asyncio.to_thread(work)
-            self.server.deliverer.wake()
+            self.wake()
         except Exception:  # noqa: BLE001
             log.exception("daily maintenance failed")

@@ -1,4 +1,5 @@
-"""`listserv serve`: inbound SMTP/LMTP, HTTP, the scheduler and delivery in one event loop."""
+"""The composition root: `listserv serve` wires SMTP/LMTP intake, the inbound worker, delivery,
+HTTP and the scheduler into one event loop. Nothing else imports this module but the CLI."""
 
 from __future__ import annotations
 
@@ -9,22 +10,22 @@ import os
 import secrets
 import signal
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import uvicorn
 
-from listserv import bouncing, dispatch
+from listserv.bounces import score as bounces
 from listserv.config import Config, load_config, split_hostport
 from listserv.delivery import Deliverer
 from listserv.dmarc import DmarcPolicies, default_resolver
 from listserv.errors import ConfigError
+from listserv.inbound import InboundWorker
+from listserv.scheduler import Scheduler
 from listserv.smtp import Handler, protocol_factory
-from listserv.store import Store, open_store, posts
+from listserv.store import Store, open_store
+from listserv.web import make_app
 
 log = logging.getLogger("listserv.server")
-
-INBOUND_LEASE = timedelta(minutes=5)
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -52,35 +53,44 @@ class Server:
         self.cfg = cfg
         self.store: Store = open_store(cfg.database_url)
         self.dmarc = dmarc if dmarc is not None else DmarcPolicies(default_resolver())
-        self.deliverer = Deliverer(self.store, lambda: self.cfg, on_failure=bouncing.delivery_failed)
-        self.inbound_wakeup = asyncio.Event()
+        self.deliverer = Deliverer(self.store, self.config, on_failure=bounces.delivery_failed)
+        self.inbound = InboundWorker(self.store, self.config, self.dmarc, self.deliverer.wake)
+        self.scheduler = Scheduler(self.store, self.config, self.deliverer.wake)
         self.stop_event = asyncio.Event()
         self.smtp_server: asyncio.AbstractServer | None = None
         self.http: _EmbeddedUvicorn | None = None
-        self.scheduler = None
         self.tasks: list[asyncio.Task] = []
+
+    def config(self) -> Config:
+        """The current config: every part reads it through here, so a reload reaches all."""
+        return self.cfg
+
+    def health(self) -> list[str]:
+        """What is down, for /healthz; empty when all is well."""
+        problems = []
+        if not self.store.ping():
+            problems.append("store unreachable")
+        if not self.scheduler.running:
+            problems.append("scheduler stopped")
+        return problems
 
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        from listserv.scheduler import Scheduler
-        from listserv.web import make_app
-
         cfg = self.cfg
         ensure_secret(cfg.resolve(cfg.server.secret_file))
         host, port = split_hostport(cfg.server.listen)
-        handler = Handler(lambda: self.cfg, self.store, self.inbound_wakeup.set)
+        handler = Handler(self.config, self.store, self.inbound.wake)
         loop = asyncio.get_running_loop()
         self.smtp_server = await loop.create_server(protocol_factory(cfg, handler), host, port)
         http_host, http_port = split_hostport(cfg.server.http_listen)
         self.http = _EmbeddedUvicorn(uvicorn.Config(
-            make_app(self), host=http_host, port=http_port, lifespan="off",
+            make_app(self.store, self.config, self.deliverer.wake, self.health), host=http_host, port=http_port, lifespan="off",
             log_level="warning", access_log=False))
-        self.scheduler = Scheduler(self)
         self.scheduler.start()
         self.tasks = [
             asyncio.create_task(self.http.serve(), name="http"),
-            asyncio.create_task(self._inbound_loop(), name="inbound"),
+            asyncio.create_task(self.inbound.run(self.stop_event), name="inbound"),
             asyncio.create_task(self.deliverer.run(self.stop_event), name="delivery"),
         ]
         self._write_pid()
@@ -94,14 +104,13 @@ class Server:
 
     async def stop(self) -> None:
         self.stop_event.set()
-        self.inbound_wakeup.set()
+        self.inbound.wake()
         self.deliverer.wake()
         if self.smtp_server is not None:
             self.smtp_server.close()
         if self.http is not None:
             self.http.should_exit = True
-        if self.scheduler is not None:
-            self.scheduler.shutdown()
+        self.scheduler.shutdown()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         with contextlib.suppress(FileNotFoundError):
             self.cfg.resolve(self.cfg.server.pid_file).unlink()
@@ -128,47 +137,13 @@ class Server:
         if new.database_url != self.cfg.database_url or new.server.listen != self.cfg.server.listen:
             log.warning("reload: database and listen addresses change only on restart")
         self.cfg = new
-        if self.scheduler is not None:
-            self.scheduler.replan()
+        self.scheduler.replan()
         log.info("config reloaded from %s: %d list(s)", new.path, len(new.lists))
 
     def _write_pid(self) -> None:
         pid_file = self.cfg.resolve(self.cfg.server.pid_file)
         pid_file.parent.mkdir(parents=True, exist_ok=True)
         pid_file.write_text(f"{os.getpid()}\n")
-
-    # -- inbound ---------------------------------------------------------------
-
-    async def _inbound_loop(self) -> None:
-        while not self.stop_event.is_set():
-            # Clear before the pass, not after: a wake-up (a new message, or stop) that comes
-            # while the pass runs must not be lost, or we would sleep a full second on it.
-            self.inbound_wakeup.clear()
-            try:
-                handled = await asyncio.to_thread(self.process_inbound)
-            except Exception:  # noqa: BLE001 - keep serving; the message stays stored
-                log.exception("inbound pass failed; retrying shortly")
-                handled = 0
-            if handled:
-                self.deliverer.wake()
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.inbound_wakeup.wait(), timeout=1.0)
-
-    def process_inbound(self) -> int:
-        """Handle stored messages; each in its own transaction with its effects (blocking)."""
-        with self.store.session() as s:
-            rows = posts.claim_inbound(s, datetime.now(UTC), INBOUND_LEASE)
-        for row in rows:
-            try:
-                with self.store.session() as s:
-                    dispatch.handle_inbound(s, self.cfg, row, datetime.now(UTC), self.dmarc)
-                    posts.finish_inbound(s, row.id)  # type: ignore[arg-type]
-            except Exception as exc:  # noqa: BLE001 - log, keep the message, go on with the next
-                log.exception("could not handle inbound message %s", row.id)
-                with self.store.session() as s:
-                    posts.finish_inbound(s, row.id, error=f"{type(exc).__name__}: {exc}")  # type: ignore[arg-type]
-        return len(rows)
 
 
 async def serve(cfg: Config) -> None:

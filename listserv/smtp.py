@@ -1,4 +1,4 @@
-"""The aiosmtpd handler: route at RCPT TO, store at DATA, answer 250 only after the commit."""
+"""1. The aiosmtpd handler: route at RCPT TO, store at DATA, answer 250 only after the commit."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from listserv.addresses import is_valid_address, split_recipient
 from listserv.config import Config
-from listserv.store import Store, posts
+from listserv.store import Store, inbound
 
 log = logging.getLogger("listserv.smtp")
 
@@ -56,7 +56,7 @@ class Handler:
 
     def _save(self, mail_from: str, rcpts: list[str], raw: bytes) -> None:
         with self.store.session() as s:
-            posts.save_inbound(s, mail_from, rcpts, raw, datetime.now(UTC))
+            inbound.save_inbound(s, mail_from, rcpts, raw, datetime.now(UTC))
 
     @staticmethod
     def _answer(server: SMTP, rcpts: list[str], status: str) -> str:

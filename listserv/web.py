@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from listserv import commands
-from listserv.commands._shared import goodbye
-from listserv.commands.confirm import apply_token
-from listserv.posting import Site
+from listserv import membership
+from listserv.config import Config
+from listserv.errors import TokenError
 from listserv.render import render_text
-from listserv.store import members, tokens
-
-if TYPE_CHECKING:
-    from listserv.server import Server
+from listserv.store import Store, members, tokens
 
 # Not "reply to a list message": a reply to a post goes to everyone on the list.
 GONE = ("This link is unknown or has expired. If you still want to change your subscription, "
@@ -44,15 +40,17 @@ def page(title: str, *paragraphs: str, button: str = "", action: str = "",
     return HTMLResponse(html, status_code=status)
 
 
-def make_app(server: Server) -> Starlette:
-    """The Starlette app bound to a running server's store and config."""
+def make_app(store: Store, config: Callable[[], Config], wake: Callable[[], None],
+             health: Callable[[], list[str]]) -> Starlette:
+    """The HTTP side over a store and the current config; wake() tells delivery that mail was
+    queued; health() names what is down (nothing: healthy)."""
 
     def gone() -> Response:
         return PlainTextResponse(GONE, status_code=404)
 
     def unsubscribe(token: str, one_click: bool) -> tuple[int, str]:
-        cfg, now = server.cfg, datetime.now(UTC)
-        with server.store.session() as s:
+        cfg, now = config(), datetime.now(UTC)
+        with store.session() as s:
             member = members.member_by_token(s, token)
             lst = cfg.lists.get(member.list_name) if member else None
             if member is None or lst is None:
@@ -61,10 +59,10 @@ def make_app(server: Server) -> Starlette:
                 return 200, lst.display_title
             if not one_click:
                 return 0, lst.display_title
-            ctx = commands.Context(s=s, cfg=cfg, lst=lst, site=Site.of(cfg.server), now=now,
-                                   address=member.address)
-            goodbye(ctx, member, "one-click unsubscribe")
-            commands.send_replies(ctx)
+            ctx = membership.Context(s=s, cfg=cfg, lst=lst, site=cfg.site, now=now,
+                                     address=member.address)
+            membership.one_click_leave(ctx, member)
+            membership.send_replies(ctx)
             return 200, lst.display_title
 
     async def unsub(request: Request) -> Response:
@@ -80,25 +78,28 @@ def make_app(server: Server) -> Starlette:
                         fields=(("List-Unsubscribe", "One-Click"),),
                         footer="Opening this page changes nothing until you press the button.")
         status, title = await asyncio.to_thread(unsubscribe, token, True)
-        server.deliverer.wake()  # the goodbye is queued: send it now, not at the next poll
+        wake()  # the goodbye is queued: send it now, not at the next poll
         if status == 404:
             return gone()
         return page(f"You have left {title}", "You won't get mail from this list any more.",
                     "Thank you for being part of the group.")
 
     def confirm(token: str, do_it: bool) -> tuple[int, str, str, str]:
-        cfg, now = server.cfg, datetime.now(UTC)
-        with server.store.session() as s:
+        cfg, now = config(), datetime.now(UTC)
+        with store.session() as s:
             tok = tokens.live_token(s, token, now)
             lst = cfg.lists.get(tok.list_name) if tok else None
             if tok is None or lst is None:
                 return 404, "", "", ""
             if not do_it:
                 return 0, lst.display_title, tok.action, tok.address
-            ctx = commands.Context(s=s, cfg=cfg, lst=lst, site=Site.of(cfg.server), now=now,
-                                   address=tok.address)
-            result = apply_token(ctx, token)
-            commands.send_replies(ctx)
+            ctx = membership.Context(s=s, cfg=cfg, lst=lst, site=cfg.site, now=now,
+                                     address=tok.address)
+            try:
+                result = membership.apply_token(ctx, token)
+            except TokenError as exc:
+                return 200, lst.display_title, tok.action, str(exc)
+            membership.send_replies(ctx)
             return 200, lst.display_title, tok.action, result
 
     async def confirm_page(request: Request) -> Response:
@@ -106,7 +107,7 @@ def make_app(server: Server) -> Starlette:
         do_it = request.method == "POST"
         status, title, action, detail = await asyncio.to_thread(confirm, token, do_it)
         if do_it:
-            server.deliverer.wake()  # a welcome or goodbye may be queued
+            wake()  # a welcome or goodbye may be queued
         if status == 404:
             return gone()
         if do_it:
@@ -116,11 +117,9 @@ def make_app(server: Server) -> Starlette:
                     footer="Opening this page changes nothing until you press the button.")
 
     async def healthz(request: Request) -> Response:
-        store_ok = await asyncio.to_thread(server.store.ping)
-        scheduler_ok = server.scheduler is not None and server.scheduler.running
-        if store_ok and scheduler_ok:
+        problems = await asyncio.to_thread(health)
+        if not problems:
             return PlainTextResponse("ok\n")
-        problems = [p for p, ok in (("store unreachable", store_ok), ("scheduler stopped", scheduler_ok)) if not ok]
         return PlainTextResponse("; ".join(problems) + "\n", status_code=503)
 
     return Starlette(routes=[

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from listserv.bounces import BounceReport, is_bounce_like, parse_bounce, verp_member
+from listserv.bounces.parse import BounceReport, is_bounce_like, parse_bounce, verp_member
 
 DATA = Path(__file__).parent / "data" / "bounces"
 EXPECTED = json.loads((DATA / "expected.json").read_text())

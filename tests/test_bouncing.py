@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from listserv import bouncing
+from listserv.bounces import score as bouncing
 from listserv.config import Config
-from listserv.posting import Site
+from listserv.config import Site
 from listserv.store import Store, members, open_store
 from listserv.store.tables import Delivery, Event, Inbound, ListState, Member, Outbound
 from tests.conftest import (
@@ -275,7 +275,7 @@ def test_reaching_the_threshold_disables_and_tells_the_member_and_the_owners(bcf
 
 def test_disabled_member_gets_no_posts(bcfg, bstore):
     """Fan-out skips a disabled member."""
-    from listserv.store import queue
+    from listserv.store import outbound as queue
 
     for day in range(3):
         bounce(bstore, bcfg, MON + day * DAY)

@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import select
 
 from listserv.commands import COMMANDS, command_lines
-from listserv.digest import PulseLine
-from listserv.posting import Site
+from listserv.digest.build import PulseLine
+from listserv.config import Site
 from listserv.render import render_reply, render_text, template_dir
 from listserv.server import Server
 from listserv.store.tables import Inbound, Member, Post

@@ -266,7 +266,7 @@ async def test_unreachable_relay_defers_a_whole_pass_after_one_try_per_connectio
     """With the relay down, a pass defers every due copy without dialling the relay for each."""
     import listserv.delivery as delivery
     from listserv.delivery import Deliverer
-    from listserv.store import members, queue
+    from listserv.store import members, outbound as queue
 
     now = datetime.now(UTC)
     with store.session() as s:

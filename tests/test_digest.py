@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from listserv.config import parse_config
-from listserv.digest import (
+from listserv.digest.build import (
     DigestPost,
     PeriodCounts,
     build_alumni_digest,

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from listserv import cli
 from listserv.config import Config
-from listserv.digest import PeriodCounts
-from listserv.digest_runs import period_counts, preview, run_digest
+from listserv.digest.build import PeriodCounts
+from listserv.digest.runs import period_counts, preview, run_digest
 from listserv.store import Store, members, open_store
 from listserv.store.tables import Delivery, DigestRun, ListState, Outbound, Post
 from tests.conftest import (
@@ -360,7 +360,7 @@ def test_concurrent_runs_for_the_same_period_send_one_digest(cfg, database_url):
 @pytest.fixture
 def frozen_cli(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     """The CLI with its clock frozen at NOW."""
-    monkeypatch.setattr(cli, "now", lambda: NOW)
+    monkeypatch.setattr(cli.common, "now", lambda: NOW)
     return CliRunner()
 
 

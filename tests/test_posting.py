@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from listserv.config import parse_config
-from listserv.posting import Site, decorate
+from listserv.config import Site
+from listserv.posting import decorate
 from tests.conftest import config_text, make_message, parse_bytes
 
 SITE = Site(domain="lists.example.org", base_url="https://lists.example.org")

@@ -14,9 +14,9 @@ from listserv.retention import (
     LeaveVerdict,
     classify_leave,
     classify_topic,
-    clean_text,
     is_unsubscribe_request,
 )
+from listserv.text import clean_text
 
 CORPUS = Path(__file__).parent / "data" / "leave_corpus.jsonl"
 

@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 from sqlmodel import func, select
 
 from listserv.delivery import Deliverer
-from listserv.store import Store, members, open_store, queue
+from listserv.store import Store, members, open_store, outbound as queue
 from listserv.store.tables import Delivery
 from tests.conftest import DOMAIN, FakeResolver, make_config, make_message, send, wait_for
 from tests.pgcluster import pg_cluster  # noqa: F401  (session fixture; skips without PostgreSQL)

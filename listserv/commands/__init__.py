@@ -1,106 +1,26 @@
-"""Email commands: the registry, line parsing, running them and answering with one reply."""
+"""Email commands: read the command lines of a mail, run them, answer with one reply."""
 
 from __future__ import annotations
 
-import enum
 import importlib
 import logging
 import pkgutil
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
-from listserv.config import Config, ListConfig
-from listserv.message import first_text, parse, strip_markers
+from listserv.config import Config, ListConfig, Site
+from listserv.errors import ListservError
+from listserv.membership import send_replies
+from listserv.message import Incoming
 from listserv.notices import may_auto_reply, reply
-from listserv.posting import Site
-from listserv.store.tables import Member
-
-if TYPE_CHECKING:
-    from listserv.dispatch import Incoming
+from listserv.commands.registry import COMMANDS, Context, Outcome, lookup
+from listserv.store import members
+from listserv.text import strip_markers
 
 log = logging.getLogger("listserv.commands")
 
-
-class Outcome(enum.Enum):
-    CONTINUE = "continue"
-    STOP = "stop"
-
-
-@dataclass
-class Reply:
-    """A dedicated answer a command wants sent (a confirmation, a welcome, a goodbye)."""
-
-    template: str
-    ctx: dict = field(default_factory=dict)
-    reply_to: str | None = None
-    to: str | None = None  # when not the asker: the joiner an owner just approved
-
-
-@dataclass
-class Context:
-    """What a command sees: the list, who asked, the store session and where results go."""
-
-    s: Session
-    cfg: Config
-    lst: ListConfig
-    site: Site
-    now: datetime
-    address: str  # the address the command acts for
-    subject: str = ""  # as received; kept apart from the body so the job-found classifier
-    body: str = ""  # can drop a "Re:" subject and quoted text (SPEC 5, rule 1)
-    via_token: Member | None = None  # set when the mail came through the member's own token
-    results: list[tuple[str, str]] = field(default_factory=list)
-    replies: list[Reply] = field(default_factory=list)
-
-    def result(self, line: str, text: str) -> None:
-        self.results.append((line, text))
-
-
-Handler = Callable[[Context, list[str]], Outcome]
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    usage: str
-    summary: str
-    aliases: tuple[str, ...]
-    run: Handler
-
-
-COMMANDS: dict[str, Command] = {}
-_WORDS: dict[str, Command] = {}
-
-
-def command(name: str, *, usage: str, summary: str, aliases: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
-    """Register an email command; a name or alias may be taken only once."""
-
-    def register(fn: Handler) -> Handler:
-        cmd = Command(name, usage, summary, aliases, fn)
-        for word in (name, *aliases):
-            if word in _WORDS:
-                raise ValueError(f"email command {word!r} is registered twice")
-            _WORDS[word] = cmd
-        COMMANDS[name] = cmd
-        return fn
-
-    return register
-
-
-def load_commands() -> None:
-    """Import every module in this package so each registers its command."""
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
-
-
-def lookup(word: str) -> Command | None:
-    return _WORDS.get(word.lower())
-
+__all__ = ["COMMANDS", "command_lines", "handle_command_mail", "run"]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -127,10 +47,11 @@ def command_lines(subject: str, body: str) -> list[list[str]]:
         words = raw_line.split()
         if not words:
             continue
-        if lookup(words[0]) is None:
+        cmd = lookup(words[0])
+        if cmd is None:
             break
         lines.append(words)
-        if lookup(words[0]).name == "end":  # type: ignore[union-attr]
+        if cmd.name == "end":
             break
     return dedupe(lines)
 
@@ -148,14 +69,19 @@ def dedupe(lines: list[list[str]]) -> list[list[str]]:
 
 
 def run(ctx: Context, lines: list[list[str]]) -> None:
-    """Run command lines in order, recording each result in ctx."""
+    """Run command lines in order, recording each result in ctx; a ListservError a command
+    raises becomes that command's result line."""
     for words in lines:
         cmd = lookup(words[0])
         if cmd is None:
             continue
         shown = clean_arg(" ".join(words))
         before = len(ctx.results)
-        outcome = cmd.run(ctx, [clean_arg(w) for w in words[1:]])
+        try:
+            outcome = cmd.run(ctx, [clean_arg(w) for w in words[1:]])
+        except ListservError as exc:
+            ctx.result("", str(exc))
+            outcome = Outcome.CONTINUE
         if len(ctx.results) == before:
             ctx.result(shown, "Done.")
         else:
@@ -171,14 +97,11 @@ ADDRESS_COMMANDS = {"join": "join", "subscribe": "join", "leave": "leave", "unsu
 def handle_command_mail(s: Session, cfg: Config, lst: ListConfig, site: Site, inc: Incoming,
                         suffix: str, detail: str) -> None:
     """Mail to -request, -join, -leave, -leave+TOKEN or -confirm+TOKEN: run it and answer once."""
-    from listserv.store import members
-
     address = inc.sender
     if address is None:
         log.info("%s-%s: no sender address; ignored", lst.name, suffix)
         return
-    subject = inc.msg.get("subject")
-    body = first_text(parse(inc.raw))
+    subject, body = inc.subject, inc.text()
     ctx = Context(s=s, cfg=cfg, lst=lst, site=site, now=inc.now, address=address,
                   subject=subject, body=body)
     if suffix == "leave" and detail:
@@ -206,29 +129,16 @@ def handle_command_mail(s: Session, cfg: Config, lst: ListConfig, site: Site, in
         ctx.replies[-1].ctx["unrecognised"] = True
     else:
         run(ctx, lines)
-    answer(ctx, inc)
-
-
-def answer(ctx: Context, inc: Incoming) -> None:
-    """Send the dedicated reply alone when one command made one; else the results, then those."""
-    if not may_auto_reply(inc.msg, inc.mail_from, ctx.lst, ctx.site):
-        log.info("%s: no reply to %s (auto-submitted, bulk or looping mail)", ctx.lst.name, ctx.address)
+    if not may_auto_reply(inc.msg, inc.mail_from, lst, site):
+        log.info("%s: no reply to %s (auto-submitted, bulk or looping mail)", lst.name, address)
         return
-    send_replies(ctx, inc.msg.get("message-id").strip() or None)
+    send_replies(ctx, ctx.results, inc.message_id or None)
 
 
-def send_replies(ctx: Context, in_reply_to: str | None = None) -> None:
-    """Queue the answers a run produced, within the daily cap."""
-    replies = list(ctx.replies)
-    own = [r for r in replies if r.to in (None, ctx.address)]
-    # No results mail when there are no results (a web confirm) or one dedicated reply says it all.
-    if ctx.results and not (len(own) == 1 and len(ctx.results) == 1):
-        replies.insert(0, Reply("commands/results.txt", {"results": ctx.results}))
-    for r in replies:
-        to = r.to or ctx.address
-        if not reply(ctx.s, ctx.lst, ctx.site, to, r.template, ctx.now, reply_to=r.reply_to,
-                     in_reply_to=in_reply_to if to == ctx.address else None, **r.ctx):
-            log.info("%s: daily reply cap reached for %s", ctx.lst.name, to)
+def load_commands() -> None:
+    """Import every module in this package so each registers its command."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
 
 
-load_commands()  # last: the command modules import the names defined above
+load_commands()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from listserv.commands import Context, Outcome, command
-from listserv.commands._shared import switch_mode
+from listserv import membership
+from listserv.commands.registry import Context, Outcome, command
+from listserv.states import Delivery
 
 
 @command("digest", usage="digest", summary="Get one digest mail instead of every post.")
 def digest(ctx: Context, args: list[str]) -> Outcome:
-    switch_mode(ctx, "digest", "You already get the digest.",
-                "Done: from now on you get the digest instead of every post.")
+    ctx.result("", membership.switch_mode(ctx, Delivery.DIGEST))
     return Outcome.CONTINUE

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from listserv.commands import Context, Outcome, command
+from listserv.commands.registry import Context, Outcome, command
 
 
 @command("end", aliases=("stop",), usage="end", summary="Stop reading commands here.")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from listserv.commands import COMMANDS, Context, Outcome, Reply, command
+from listserv.commands.registry import COMMANDS, Context, Outcome, command
+from listserv.membership import Reply
 
 
 @command("help", usage="help", summary="This list of commands.")

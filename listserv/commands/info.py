@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from listserv.commands import Context, Outcome, Reply, command
+from listserv.commands.registry import Context, Outcome, command
+from listserv.membership import Reply
 from listserv.store import members
 
 POLICY_WORDS = {

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from listserv.commands import Context, Outcome, command
-from listserv.commands._shared import switch_mode
+from listserv import membership
+from listserv.commands.registry import Context, Outcome, command
+from listserv.states import Delivery
 
 
 @command("regular", usage="regular", summary="Get every post as it is sent.")
 def regular(ctx: Context, args: list[str]) -> Outcome:
-    switch_mode(ctx, "regular", "You already get every post.",
-                "Done: from now on you get every post as it is sent.")
+    ctx.result("", membership.switch_mode(ctx, Delivery.REGULAR))
     return Outcome.CONTINUE

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from listserv.states import Delivery, EventKind, MemberStatus
 from listserv.store.tables import Event, ListState, Member
 
 
@@ -41,7 +42,7 @@ def log_event(s: Session, list_name: str, address: str, kind: str, reason: str, 
 
 
 def upsert_member(s: Session, list_name: str, address: str, now: datetime, *, status: str,
-                  delivery: str = "regular", name: str = "") -> Member:
+                  delivery: str = Delivery.REGULAR, name: str = "") -> Member:
     """Create the member or reset a former one; the unsubscribe token is kept if there is one."""
     member = get_member(s, list_name, address)
     if member is None:
@@ -50,7 +51,7 @@ def upsert_member(s: Session, list_name: str, address: str, now: datetime, *, st
     member.delivery = delivery
     if name:
         member.name = name
-    if status == "active":
+    if status == MemberStatus.ACTIVE:
         member.joined_at = now
         member.left_at = None
         member.left_reason = ""
@@ -61,7 +62,7 @@ def upsert_member(s: Session, list_name: str, address: str, now: datetime, *, st
 
 
 def activate(s: Session, member: Member, now: datetime, reason: str) -> None:
-    member.status = "active"
+    member.status = MemberStatus.ACTIVE
     member.joined_at = now
     member.left_at = None
     member.left_reason = ""
@@ -69,22 +70,22 @@ def activate(s: Session, member: Member, now: datetime, reason: str) -> None:
     member.disabled_at = None
     member.probes_sent = 0
     s.add(member)
-    log_event(s, member.list_name, member.address, "join", reason, now)
+    log_event(s, member.list_name, member.address, EventKind.JOIN, reason, now)
 
 
 def remove(s: Session, member: Member, now: datetime, reason: str) -> None:
     """Mark the member as left (kept for the record and the pulse, never mailed again)."""
-    member.status = "left"
+    member.status = MemberStatus.LEFT
     member.left_at = now
     member.left_reason = reason[:500]
     s.add(member)
-    log_event(s, member.list_name, member.address, "leave", reason, now)
+    log_event(s, member.list_name, member.address, EventKind.LEAVE, reason, now)
 
 
 def set_delivery(s: Session, member: Member, delivery: str, now: datetime, reason: str) -> None:
     member.delivery = delivery
     s.add(member)
-    log_event(s, member.list_name, member.address, f"mode-{delivery}", reason, now)
+    log_event(s, member.list_name, member.address, EventKind.mode(delivery), reason, now)
 
 
 def list_members(s: Session, list_name: str, status: str | None = None) -> Iterator[Member]:

@@ -22,7 +22,7 @@ from flufl.bounce import all_failures
 from listserv.addresses import is_valid_address, normalise, sender_address, verp_decode
 from listserv.message import decode_text
 
-log = logging.getLogger("listserv.bounces")
+log = logging.getLogger("listserv.bounces.parse")
 
 DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
 # Parts carrying the returned original: never mine them for failing addresses.

@@ -7,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
 
-from listserv.bounces import is_bounce_like, parse_bounce, verp_member
-from listserv.config import Config, ListConfig
+from listserv.bounces.parse import is_bounce_like, parse_bounce, verp_member
+from listserv.config import Config, ListConfig, Site
 from listserv.message import parse
 from listserv.notices import notice
-from listserv.posting import Site
-from listserv.store import members, queue
-from listserv.store.queue import Claimed
+from listserv.states import EventKind, MemberStatus
+from listserv.store import members, outbound
+from listserv.store.outbound import Claimed
 from listserv.store.tables import Member
 
-log = logging.getLogger("listserv.bounces")
+log = logging.getLogger("listserv.bounces.score")
 
 PROBE_GRACE = timedelta(days=3)  # a probe with no bounce this long after it re-enables
 PROBE_EVERY = timedelta(days=7)
@@ -42,10 +42,10 @@ def handle_bounce(s: Session, lst: ListConfig, site: Site, raw: bytes, detail: s
         log.info("%s: a message to the bounce address named no failing recipient; dropped", lst.name)
     for address, permanent in failures.items():
         member = members.get_member(s, lst.name, address)
-        if member is None or member.status == "left":
+        if member is None or member.status == MemberStatus.LEFT:
             log.info("%s: bounce for %s, who is not a member; dropped", lst.name, address)
         elif not permanent:
-            members.log_event(s, lst.name, address, "bounce-temporary", "delayed delivery", now)
+            members.log_event(s, lst.name, address, EventKind.BOUNCE_TEMPORARY, "delayed delivery", now)
         else:
             score(s, lst, site, member, now, "bounce message")
 
@@ -60,33 +60,33 @@ def score(s: Session, lst: ListConfig, site: Site, member: Member, now: datetime
     member.bounce_score += 1
     member.last_bounce_on = today
     s.add(member)
-    members.log_event(s, lst.name, member.address, "bounce", f"{reason}; score {member.bounce_score:g}", now)
-    if member.status == "active" and member.bounce_score >= lst.bounce_threshold:
+    members.log_event(s, lst.name, member.address, EventKind.BOUNCE, f"{reason}; score {member.bounce_score:g}", now)
+    if member.status == MemberStatus.ACTIVE and member.bounce_score >= lst.bounce_threshold:
         disable(s, lst, site, member, now, reason)
 
 
 def disable(s: Session, lst: ListConfig, site: Site, member: Member, now: datetime, last_error: str) -> None:
-    member.status = "disabled"
+    member.status = MemberStatus.DISABLED
     member.disabled_at = now
     member.probes_sent = 0
     member.last_probe_at = None
     s.add(member)
-    members.log_event(s, lst.name, member.address, "disabled", "bounce score reached the threshold", now)
+    members.log_event(s, lst.name, member.address, EventKind.DISABLED, "bounce score reached the threshold", now)
     notice(s, lst, site, member.address, "member/disabled.txt", now, member=member)
     notice(s, lst, site, lst.owners, "admin/bounce_report.txt", now, member=member, last_error=last_error)
 
 
 def delivery_failed(s: Session, cfg: Config, item: Claimed, error: str, permanent: bool) -> None:
     """The relay refused a copy (5xx) or we gave up retrying: count it, tell the owners."""
-    list_name = queue.outbound_list(s, item.outbound_id)
+    list_name = outbound.outbound_list(s, item.outbound_id)
     lst = cfg.lists.get(list_name) if list_name else None
     if lst is None:
         return
-    site = Site.of(cfg.server)
+    site = cfg.site
     member = s.get(Member, item.member_id) if item.member_id else \
         members.get_member(s, lst.name, item.recipient)
     now = datetime.now(UTC)
-    if permanent and member is not None and member.status != "left":
+    if permanent and member is not None and member.status != MemberStatus.LEFT:
         score(s, lst, site, member, now, f"relay refused: {error}")
     if not permanent:
         notice(s, lst, site, lst.owners, "admin/delivery_failed.txt", now,
@@ -97,11 +97,11 @@ def maintain(s: Session, lst: ListConfig, site: Site, now: datetime) -> None:
     """Daily: forget stale scores, probe disabled members weekly, re-enable the ones that work."""
     q = select(Member).where(Member.list_name == lst.name, Member.bounce_score > 0)
     for member in s.exec(q):
-        if member.status == "active" and member.last_bounce_on and \
+        if member.status == MemberStatus.ACTIVE and member.last_bounce_on and \
                 (now.date() - member.last_bounce_on).days >= lst.bounce_score_reset_days:
             member.bounce_score = 0.0
             s.add(member)
-    disabled = select(Member).where(Member.list_name == lst.name, Member.status == "disabled")
+    disabled = select(Member).where(Member.list_name == lst.name, Member.status == MemberStatus.DISABLED)
     for member in s.exec(disabled):
         probe_clean = member.last_probe_at is not None and (
             member.last_bounce_on is None or member.last_bounce_on < member.last_probe_at.date())

@@ -12,16 +12,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from listserv.config import Config, ListConfig
-from listserv.digest import DigestPost, PeriodCounts, build_alumni_digest, build_regular_digest
-from listserv.posting import Site, list_fields, prefixed_subject
-from listserv.store import Store, members, posts, queue
+from listserv.digest.build import DigestPost, PeriodCounts, build_alumni_digest, build_regular_digest
+from listserv.errors import UsageError
+from listserv.headers import list_fields
+from listserv.posting import bare_subject
+from listserv.states import DigestKind, EventKind, PostStatus
+from listserv.store import Store, members, outbound, posts
 from listserv.store.tables import DigestRun, Event, Post
 
 log = logging.getLogger("listserv.digest")
 
-KINDS = ("regular", "alumni")
-AUDIENCE = {"regular": "digest", "alumni": "alumni"}  # which delivery mode gets which digest
-JOB_LEAVE = "job-leave"  # event kind logged when a leave request says the member found work
+
+
+def digest_kind(kind: str) -> DigestKind:
+    """The digest kind named, or a UsageError saying which kinds there are."""
+    try:
+        return DigestKind(kind)
+    except ValueError:
+        raise UsageError(f"unknown digest kind {kind!r}; use 'regular' or 'alumni'") from None
 
 
 def last_run(s: Session, list_name: str, kind: str) -> DigestRun | None:
@@ -43,13 +51,6 @@ def last_period_end(store: Store, list_name: str, kind: str, now: datetime) -> d
         return next_period(s, list_name, kind, now)[0]
 
 
-def bare_subject(subject: str, prefix: str) -> str:
-    """A post's subject without the list prefix ('[x] Re: hi' -> 'Re: hi')."""
-    tag = prefix.strip()
-    text = prefixed_subject(subject, prefix)
-    return text[len(tag):].strip() if tag else text
-
-
 def digest_post(post: Post, lst: ListConfig) -> DigestPost:
     return DigestPost(raw=post.raw, sender=post.from_header or post.sender,
                       subject=bare_subject(post.subject, lst.prefix), received_at=post.received_at,
@@ -66,11 +67,11 @@ def period_counts(s: Session, list_name: str, start: datetime, end: datetime) ->
 
     def topic(name: str) -> int:
         q = select(func.count()).select_from(Post).where(
-            Post.list_name == list_name, Post.status == "accepted", Post.topic == name,
+            Post.list_name == list_name, Post.status == PostStatus.ACCEPTED, Post.topic == name,
             Post.received_at >= start, Post.received_at < end)
         return s.exec(q).one()
 
-    return PeriodCounts(joined=events("join"), job_leaves=events(JOB_LEAVE),
+    return PeriodCounts(joined=events(EventKind.JOIN), job_leaves=events(EventKind.JOB_LEAVE),
                         hiring_posts=topic("hiring"), layoff_posts=topic("layoff"))
 
 
@@ -79,7 +80,7 @@ def compose(s: Session, cfg: Config, lst: ListConfig, kind: str, start: datetime
     """The digest for [start, end) with the shared List-* fields, or None when there is nothing."""
     tz = ZoneInfo(cfg.server.timezone)
     items = [digest_post(p, lst) for p in posts.posts_between(s, lst.name, start, end)]
-    if kind == "regular":
+    if kind == DigestKind.REGULAR:
         if not items:
             return None
         msg = build_regular_digest(lst, cfg.server.domain, items, period_end=end, tz=tz,
@@ -91,17 +92,16 @@ def compose(s: Session, cfg: Config, lst: ListConfig, kind: str, start: datetime
         previous = period_counts(s, lst.name, previous_start, start)
         msg = build_alumni_digest(lst, cfg.server.domain, items, current, previous,
                                   period_start=start, period_end=end, tz=tz)
-    for name, value in list_fields(lst, Site.of(cfg.server)):
+    for name, value in list_fields(lst, cfg.site):
         msg[name] = value
     return msg, len(items)
 
 
-def run_digest(store: Store, cfg: Config, list_name: str, kind: str, now: datetime) -> str:
+def run_digest(store: Store, cfg: Config, list_name: str, kind_name: str, now: datetime) -> str:
     """Build and queue the digest for the period since the last run; says what happened."""
     lst = cfg.list(list_name)
-    if kind not in KINDS:
-        raise ValueError(f"unknown digest kind {kind!r}; use 'regular' or 'alumni'")
-    if kind == "alumni" and not lst.alumni.enabled:
+    kind = digest_kind(kind_name)
+    if kind == DigestKind.ALUMNI and not lst.alumni.enabled:
         return "alumni mode is off for this list: nothing sent"
     with store.session() as s:
         start, previous_start = next_period(s, lst.name, kind, now)
@@ -118,20 +118,20 @@ def run_digest(store: Store, cfg: Config, list_name: str, kind: str, now: dateti
         if built is None:
             return "nothing to report this period: nothing sent"
         msg, count = built
-        out = queue.add_outbound(s, lst.name, "digest", msg.as_bytes(), now)
+        out = outbound.add_outbound(s, lst.name, "digest", msg.as_bytes(), now)
         run.outbound_id, run.posts = out.id, count
         s.add(run)
-        queued = queue.queue_to_members(s, out.id, lst.name, (AUDIENCE[kind],), now)  # type: ignore[arg-type]
+        queued = outbound.queue_to_members(s, out.id, lst.name, (kind.audience,), now)  # type: ignore[arg-type]
     log.info("%s %s digest: %d post(s), queued for %d member(s)", lst.name, kind, count, queued)
     return f"{kind} digest with {count} post(s) queued for {queued} member(s)"
 
 
-def preview(store: Store, cfg: Config, list_name: str, kind: str, now: datetime) -> EmailMessage | None:
+def preview(store: Store, cfg: Config, list_name: str, kind_name: str,
+            now: datetime) -> EmailMessage | None:
     """The digest the next run would send, without recording or sending anything."""
     lst = cfg.list(list_name)
-    if kind not in KINDS:
-        raise ValueError(f"unknown digest kind {kind!r}; use 'regular' or 'alumni'")
-    if kind == "alumni" and not lst.alumni.enabled:
+    kind = digest_kind(kind_name)
+    if kind == DigestKind.ALUMNI and not lst.alumni.enabled:
         return None  # run_digest would send none either
     with store.session() as s:
         start, previous_start = next_period(s, lst.name, kind, now)

@@ -15,9 +15,9 @@ from typing import Literal
 
 from listserv.addresses import list_address
 from listserv.config import ListConfig
-from listserv.message import first_text, readable, strip_markers
+from listserv.message import first_text, readable
 from listserv.render import render_text
-from listserv.retention import own_lines
+from listserv.text import own_lines, strip_markers
 
 # Embedded posts keep their own header folding (they go out unchanged); our headers fold as usual.
 POLICY = SMTP.clone(refold_source="none")

@@ -6,10 +6,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, literal, or_, update
+from sqlalchemy import func, literal, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
+from listserv.states import UNSENT, CopyState, MemberStatus
 from listserv.store.tables import Delivery, Member, Outbound
 
 
@@ -56,8 +57,8 @@ def queue_to_members(s: Session, outbound_id: int, list_name: str, deliveries: S
     (outbound, recipient) key makes a repeated fan-out after a crash add nothing twice.
     """
     members = (select(literal(outbound_id), Member.id, Member.address, Member.token,
-                      literal("queued"), literal(0), literal(now), literal(now))
-               .where(Member.list_name == list_name, Member.status == "active",
+                      literal(CopyState.QUEUED.value), literal(0), literal(now), literal(now))
+               .where(Member.list_name == list_name, Member.status == MemberStatus.ACTIVE,
                       Member.delivery.in_(list(deliveries))))
     cols = ["outbound_id", "member_id", "recipient", "token", "state", "attempts",
             "created_at", "next_attempt_at"]
@@ -69,7 +70,7 @@ def queue_to_addresses(s: Session, outbound_id: int, recipients: Iterable[tuple[
                        now: datetime) -> int:
     """Queue copies to (address, token, member_id) triples; token '' means no per-member headers."""
     rows = [dict(outbound_id=outbound_id, recipient=addr, token=token, member_id=member_id,
-                 state="queued", attempts=0, created_at=now, next_attempt_at=now)
+                 state=CopyState.QUEUED, attempts=0, created_at=now, next_attempt_at=now)
             for addr, token, member_id in recipients]
     if not rows:
         return 0
@@ -80,7 +81,7 @@ def queue_to_addresses(s: Session, outbound_id: int, recipients: Iterable[tuple[
 def claim_deliveries(s: Session, now: datetime, lease: timedelta, limit: int) -> list[Claimed]:
     """Atomically take up to limit due copies; two workers never take the same row."""
     due = (select(Delivery.id)
-           .where(Delivery.state.in_(("queued", "sending")), Delivery.next_attempt_at <= now,
+           .where(Delivery.state.in_(UNSENT), Delivery.next_attempt_at <= now,
                   or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now))
            .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit))
     if s.get_bind().dialect.name == "postgresql":
@@ -88,7 +89,7 @@ def claim_deliveries(s: Session, now: datetime, lease: timedelta, limit: int) ->
     stmt = (update(Delivery)
             .where(Delivery.id.in_(due.scalar_subquery()),
                    or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now))
-            .values(state="sending", claimed_until=now + lease, attempts=Delivery.attempts + 1)
+            .values(state=CopyState.SENDING, claimed_until=now + lease, attempts=Delivery.attempts + 1)
             .returning(Delivery.id, Delivery.outbound_id, Delivery.recipient, Delivery.token,
                        Delivery.attempts, Delivery.created_at, Delivery.member_id))
     rows = [Claimed(*row) for row in s.execute(stmt)]
@@ -128,22 +129,22 @@ def outbound_list(s: Session, outbound_id: int) -> str | None:
 def mark_sent(s: Session, ids: Sequence[int], now: datetime) -> None:
     for chunk in padded_chunks(ids):
         s.execute(update(Delivery).where(Delivery.id.in_(chunk))
-                  .values(state="sent", sent_at=now, claimed_until=None, last_error=""))
+                  .values(state=CopyState.SENT, sent_at=now, claimed_until=None, last_error=""))
 
 
 def defer(s: Session, delivery_id: int, error: str, next_at: datetime) -> None:
     s.execute(update(Delivery).where(Delivery.id == delivery_id)
-              .values(state="queued", next_attempt_at=next_at, claimed_until=None, last_error=error[:500]))
+              .values(state=CopyState.QUEUED, next_attempt_at=next_at, claimed_until=None, last_error=error[:500]))
 
 
 def fail(s: Session, delivery_id: int, error: str) -> None:
     s.execute(update(Delivery).where(Delivery.id == delivery_id)
-              .values(state="failed", claimed_until=None, last_error=error[:500]))
+              .values(state=CopyState.FAILED, claimed_until=None, last_error=error[:500]))
 
 
 def pending(s: Session, limit: int = 1000) -> list[Delivery]:
     """Copies not yet sent (waiting, in flight or deferred), oldest first."""
-    q = select(Delivery).where(Delivery.state.in_(("queued", "sending"))).order_by(Delivery.id).limit(limit)
+    q = select(Delivery).where(Delivery.state.in_(UNSENT)).order_by(Delivery.id).limit(limit)
     return list(s.exec(q))
 
 
@@ -154,4 +155,4 @@ def counts_by_state(s: Session) -> dict[str, int]:
 def next_due(s: Session) -> datetime | None:
     """When the earliest waiting copy is due, to let an idle worker sleep until then."""
     return s.exec(select(func.min(Delivery.next_attempt_at))
-                  .where(and_(Delivery.state.in_(("queued", "sending"))))).first()
+                  .where(Delivery.state.in_(UNSENT))).first()

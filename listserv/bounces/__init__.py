@@ -1,0 +1,1 @@
+"""Bounces: parse DSNs and NDRs (parse), score members and probe them (score)."""

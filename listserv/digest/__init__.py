@@ -1,0 +1,1 @@
+"""Digests: build them from posts (build, pure) and run them once per period (runs)."""

@@ -1,0 +1,46 @@
+"""The list's own header fields: List-Id, the RFC 2369 List-* set and per-member unsubscribe."""
+
+from __future__ import annotations
+
+from email.utils import formataddr
+
+from listserv.addresses import list_address
+from listserv.config import ListConfig, Site
+from listserv.message import RawMessage, fold, fold_uris
+
+
+def list_id(lst: ListConfig, domain: str) -> str:
+    """RFC 2919 List-Id value: 'Title <name.domain>'."""
+    return formataddr((lst.display_title, f"{lst.name}.{domain}"))
+
+
+def carries_list_id(msg: RawMessage, lst: ListConfig, site: Site) -> bool:
+    """True when the message already went through this list (our List-Id): a loop."""
+    own = f"<{lst.name}.{site.domain}>"
+    return any(own in value.lower() for value in msg.get_all("list-id"))
+
+
+def list_fields(lst: ListConfig, site: Site) -> list[tuple[str, str]]:
+    """RFC 2369 / 2919 fields shared by every copy (List-Unsubscribe is per member)."""
+    fields = [
+        ("List-Id", list_id(lst, site.domain)),
+        ("List-Post", f"<mailto:{list_address(lst.name, site.domain)}>"),
+        ("List-Help", f"<mailto:{list_address(lst.name, site.domain, 'request')}?subject=help>"),
+        ("List-Subscribe", f"<mailto:{list_address(lst.name, site.domain, 'join')}>"),
+        ("List-Owner", f"<mailto:{list_address(lst.name, site.domain, 'owner')}>"),
+    ]
+    if lst.archive_url:
+        fields.append(("List-Archive", f"<{lst.archive_url}>"))
+    fields.append(("Precedence", "list"))
+    return fields
+
+
+ONE_CLICK = fold("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")  # the same on every copy
+
+
+def member_fields(lst_name: str, site: Site, token: str) -> bytes:
+    """The per-member List-Unsubscribe fields (RFC 2369 + RFC 8058 one-click), folded."""
+    url = site.url("u", token)
+    mailto = list_address(lst_name, site.domain, "leave", token)
+    unsubscribe = fold_uris("List-Unsubscribe", f"<{url}>, <mailto:{mailto}>")
+    return unsubscribe + ONE_CLICK

@@ -1,0 +1,66 @@
+"""2. Claim stored mail and hand it to dispatch, each message in its own transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from listserv import dispatch
+from listserv.config import Config
+from listserv.dmarc import DmarcPolicies
+from listserv.store import Store, inbound
+
+log = logging.getLogger("listserv.inbound")
+
+LEASE = timedelta(minutes=5)
+
+
+class InboundWorker:
+    """Takes accepted messages from the store and dispatches them; wakes delivery after."""
+
+    def __init__(self, store: Store, config: Callable[[], Config], dmarc: DmarcPolicies | None,
+                 delivered: Callable[[], None]) -> None:
+        self.store = store
+        self.config = config  # a callable, so a reload takes effect for the next message
+        self.dmarc = dmarc
+        self.delivered = delivered
+        self.wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        self.wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            # Clear before the pass, not after: a wake-up (a new message, or stop) that comes
+            # while the pass runs must not be lost, or we would sleep a full second on it.
+            self.wakeup.clear()
+            try:
+                handled = await asyncio.to_thread(self.process)
+            except Exception:  # noqa: BLE001 - keep serving; the message stays stored
+                log.exception("inbound pass failed; retrying shortly")
+                handled = 0
+            if handled:
+                self.delivered()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), timeout=1.0)
+
+    def process(self) -> int:
+        """Handle stored messages; each in its own transaction with its effects (blocking)."""
+        with self.store.session() as s:
+            rows = inbound.claim_inbound(s, datetime.now(UTC), LEASE)
+        cfg = self.config()
+        for row in rows:
+            assert row.id is not None
+            try:
+                with self.store.session() as s:
+                    dispatch.handle_inbound(s, cfg, row, datetime.now(UTC), self.dmarc)
+                    inbound.finish_inbound(s, row.id)
+            except Exception as exc:  # noqa: BLE001 - log, keep the message, go on with the next
+                log.exception("could not handle inbound message %s", row.id)
+                with self.store.session() as s:
+                    inbound.finish_inbound(s, row.id, error=f"{type(exc).__name__}: {exc}")
+        return len(rows)
