@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import resource
-import shutil
 import secrets
+import shutil
 import socket
 import sys
 import textwrap
@@ -18,7 +18,9 @@ if str(ROOT) not in sys.path:  # so `tests.pgcluster` imports when run as `pytho
 
 DOMAIN = "lists.example.org"
 LIST = "networking"
-MAILMAN_PERSONALIZED = 37  # deliveries/s, GNU Mailman 3.3.10 personalized (shared/anchors/README.md)
+MAILMAN_PERSONALIZED = (
+    37  # deliveries/s, GNU Mailman 3.3.10 personalized (shared/anchors/README.md)
+)
 CHUNK = 10_000
 
 
@@ -90,10 +92,22 @@ def insert_members(url: str, n: int, delivery: str = "regular") -> float:
     try:
         with store.engine.begin() as conn:
             for start in range(0, n, CHUNK):
-                rows = [dict(list_name=LIST, address=address(i), name="", status="active",
-                             delivery=delivery, token=secrets.token_hex(20), created_at=now,
-                             joined_at=now, left_reason="", bounce_score=0.0, probes_sent=0)
-                        for i in range(start, min(start + CHUNK, n))]
+                rows = [
+                    dict(
+                        list_name=LIST,
+                        address=address(i),
+                        name="",
+                        status="active",
+                        delivery=delivery,
+                        token=secrets.token_hex(20),
+                        created_at=now,
+                        joined_at=now,
+                        left_reason="",
+                        bounce_score=0.0,
+                        probes_sent=0,
+                    )
+                    for i in range(start, min(start + CHUNK, n))
+                ]
                 conn.execute(insert(Member.__table__), rows)
     finally:
         store.dispose()

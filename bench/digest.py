@@ -22,12 +22,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-WORDS = ("resume interview recruiter hiring networking warehouse logistics analyst manager "
-         "referral portfolio salary benefits remote onsite contract workshop library career fair "
-         "linkedin cover letter application deadline opening team role experience skills").split()
-SUBJECTS = ("Resume workshop next Thursday", "Anyone hiring in logistics?", "Interview tips that helped me",
-            "Job fair at the community college", "Recruiter asked for salary history",
-            "Remote roles worth a look", "Volunteer gigs that turned into jobs", "Networking lunch Friday")
+WORDS = (
+    "resume interview recruiter hiring networking warehouse logistics analyst manager "
+    "referral portfolio salary benefits remote onsite contract workshop library career fair "
+    "linkedin cover letter application deadline opening team role experience skills"
+).split()
+SUBJECTS = (
+    "Resume workshop next Thursday",
+    "Anyone hiring in logistics?",
+    "Interview tips that helped me",
+    "Job fair at the community college",
+    "Recruiter asked for salary history",
+    "Remote roles worth a look",
+    "Volunteer gigs that turned into jobs",
+    "Networking lunch Friday",
+)
 
 
 def make_posts(url: str, n_posts: int, now: datetime) -> int:
@@ -48,24 +57,45 @@ def make_posts(url: str, n_posts: int, now: datetime) -> int:
                 at = start + timedelta(seconds=(i + 0.5) * 7 * 86400 / n_posts)
                 mid = f"<post{i:05d}.{rnd.randrange(10**9)}@example.net>"
                 sender = common.address(rnd.randrange(1000))
-                reply_to = threads[rnd.randrange(len(threads))] if threads and rnd.random() < 0.6 else None
+                reply_to = (
+                    threads[rnd.randrange(len(threads))] if threads and rnd.random() < 0.6 else None
+                )
                 subject = f"Re: {reply_to[1]}" if reply_to else rnd.choice(SUBJECTS)
                 para = lambda: " ".join(rnd.choice(WORDS) for _ in range(60))  # noqa: E731
-                body = "\r\n\r\n".join(
-                    "\r\n".join(_wrap(para())) for _ in range(4)) + "\r\n\r\n-- \r\nSent from my phone\r\n"
-                head = (f"From: Member {i} <{sender}>\r\nTo: {common.LIST}@{common.DOMAIN}\r\n"
-                        f"Subject: [networking] {subject}\r\nDate: {format_datetime(at)}\r\n"
-                        f"Message-ID: {mid}\r\n"
-                        + (f"In-Reply-To: {reply_to[0]}\r\nReferences: {reply_to[0]}\r\n" if reply_to else "")
-                        + "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                        "Content-Transfer-Encoding: 7bit\r\n")
+                body = (
+                    "\r\n\r\n".join("\r\n".join(_wrap(para())) for _ in range(4))
+                    + "\r\n\r\n-- \r\nSent from my phone\r\n"
+                )
+                head = (
+                    f"From: Member {i} <{sender}>\r\nTo: {common.LIST}@{common.DOMAIN}\r\n"
+                    f"Subject: [networking] {subject}\r\nDate: {format_datetime(at)}\r\n"
+                    f"Message-ID: {mid}\r\n"
+                    + (
+                        f"In-Reply-To: {reply_to[0]}\r\nReferences: {reply_to[0]}\r\n"
+                        if reply_to
+                        else ""
+                    )
+                    + "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    "Content-Transfer-Encoding: 7bit\r\n"
+                )
                 raw = (head + "\r\n" + body).encode()
                 size += len(raw)
-                s.add(Post(list_name=common.LIST, message_id=mid, sender=sender,
-                           from_header=f"Member {i} <{sender}>", subject=f"[networking] {subject}",
-                           received_at=at, raw=raw, status="accepted", thread_key=reply_to[0] if reply_to else mid,
-                           in_reply_to=reply_to[0] if reply_to else "", distributed_at=at,
-                           topic="hiring" if "hiring" in subject.lower() else None))
+                s.add(
+                    Post(
+                        list_name=common.LIST,
+                        message_id=mid,
+                        sender=sender,
+                        from_header=f"Member {i} <{sender}>",
+                        subject=f"[networking] {subject}",
+                        received_at=at,
+                        raw=raw,
+                        status="accepted",
+                        thread_key=reply_to[0] if reply_to else mid,
+                        in_reply_to=reply_to[0] if reply_to else "",
+                        distributed_at=at,
+                        topic="hiring" if "hiring" in subject.lower() else None,
+                    )
+                )
                 if not reply_to:
                     threads.append((mid, subject))
     finally:
@@ -103,7 +133,8 @@ def main() -> int:
 
     from listserv.config import parse_config
     from listserv.digest.runs import run_digest
-    from listserv.store import open_store, outbound as queue
+    from listserv.store import open_store
+    from listserv.store import outbound as queue
     from listserv.store.tables import DigestRun, Outbound
 
     folder = Path(tempfile.mkdtemp(prefix="listserv-digest-"))
@@ -112,12 +143,18 @@ def main() -> int:
     try:
         db = common.Database(args.db, folder)
         path = folder / "listserv.toml"
-        path.write_text(common.config_text(db.url) + f'\n[lists.{common.LIST}.digest]\nformat = "{args.format}"\n')
+        path.write_text(
+            common.config_text(db.url)
+            + f'\n[lists.{common.LIST}.digest]\nformat = "{args.format}"\n'
+        )
         cfg = parse_config(path.read_text(), path)
         now = datetime.now(UTC)
         took, size = common.in_child(setup, cfg.database_url, args.members, args.posts, now)
-        print(f"setup: {args.members} digest members and {args.posts} posts ({size / args.posts / 1024:.1f} KB "
-              f"each on average) inserted in {took:.1f} s ({args.db}, folder {folder})", flush=True)
+        print(
+            f"setup: {args.members} digest members and {args.posts} posts ({size / args.posts / 1024:.1f} KB "
+            f"each on average) inserted in {took:.1f} s ({args.db}, folder {folder})",
+            flush=True,
+        )
 
         rss_before = common.peak_rss_mb()
         store = open_store(cfg.database_url)
@@ -134,14 +171,21 @@ def main() -> int:
         store.dispose()
         problems = []
         if states != {"queued": args.members}:
-            problems.append(f"delivery rows by state {states}, expected {{'queued': {args.members}}}")
+            problems.append(
+                f"delivery rows by state {states}, expected {{'queued': {args.members}}}"
+            )
         if run.posts != args.posts:
             problems.append(f"the digest holds {run.posts} posts, expected {args.posts}")
         ok = not problems
-        print(f"check: {result}; digest {digest_kb:.0f} KB; delivery rows {states}: "
-              + ("OK" if ok else "FAILED: " + "; ".join(problems)))
-        print(f"digest: {args.posts} posts ({args.format}) for {args.members} digest members built and "
-              f"queued in {dt:.2f} s, peak RSS {rss:.0f} MB (before the run {rss_before:.0f} MB)", flush=True)
+        print(
+            f"check: {result}; digest {digest_kb:.0f} KB; delivery rows {states}: "
+            + ("OK" if ok else "FAILED: " + "; ".join(problems))
+        )
+        print(
+            f"digest: {args.posts} posts ({args.format}) for {args.members} digest members built and "
+            f"queued in {dt:.2f} s, peak RSS {rss:.0f} MB (before the run {rss_before:.0f} MB)",
+            flush=True,
+        )
     finally:
         common.clean_up(folder, db, args.keep)
     return 0 if ok else 1

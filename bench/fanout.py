@@ -24,8 +24,8 @@ import sys
 import tempfile
 import threading
 import time
-from email.utils import format_datetime, make_msgid
 from datetime import UTC, datetime
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -76,9 +76,14 @@ def sink_main(port: int, ready, conn, count, last) -> None:  # type: ignore[no-u
                         local, _, host = rcpt.rpartition("@")
                         if env.mail_from != f"{common.LIST}-bounces+{local}={host}{suffix}":
                             state["bad_verp"] += 1
-                        if (b"\r\nList-Unsubscribe:" not in data or b"List-Unsubscribe-Post:" not in data):
+                        if (
+                            b"\r\nList-Unsubscribe:" not in data
+                            or b"List-Unsubscribe-Post:" not in data
+                        ):
                             state["no_unsub"] += 1
-                        elif mailto not in data:  # present, but the mailto is not a literal <mailto:...>
+                        elif (
+                            mailto not in data
+                        ):  # present, but the mailto is not a literal <mailto:...>
                             state["bad_unsub"] += 1
                 count.value += len(env.rcpt_tos)
                 last.value = now
@@ -94,10 +99,19 @@ def sink_main(port: int, ready, conn, count, last) -> None:  # type: ignore[no-u
             cmd = conn.recv()
             if cmd == "report":
                 with lock:
-                    conn.send(dict(count=count.value, distinct=len(state["seen"]), dups=state["dups"],
-                                   bad_verp=state["bad_verp"], no_unsub=state["no_unsub"],
-                                   bad_unsub=state["bad_unsub"],
-                                   first=state["first"], last=last.value, cpu=cpu() - state["cpu"]))
+                    conn.send(
+                        dict(
+                            count=count.value,
+                            distinct=len(state["seen"]),
+                            dups=state["dups"],
+                            bad_verp=state["bad_verp"],
+                            no_unsub=state["no_unsub"],
+                            bad_unsub=state["bad_unsub"],
+                            first=state["first"],
+                            last=last.value,
+                            cpu=cpu() - state["cpu"],
+                        )
+                    )
                     reset()
             else:
                 break
@@ -113,8 +127,9 @@ class SinkProcess:
         self.last = ctx.Value("d", 0.0, lock=False)
         ready = ctx.Event()
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=sink_main, args=(self.port, ready, child, self.count, self.last),
-                                daemon=True)
+        self.proc = ctx.Process(
+            target=sink_main, args=(self.port, ready, child, self.count, self.last), daemon=True
+        )
         self.proc.start()
         if not ready.wait(20):
             raise RuntimeError("the sink did not start")
@@ -150,19 +165,23 @@ class SinkProcess:
 
 
 def make_post(sender: str) -> bytes:
-    body = ("Hi all, the county workforce board is hosting a resume workshop next Thursday at\r\n"
-            "the library annex, 6 pm. Bring a printed copy; volunteers will review it one on one.\r\n"
-            "They also have a list of employers hiring for warehouse, logistics and office roles.\r\n"
-            "Parking is free after 5. If anyone wants to carpool from the east side, reply here.\r\n"
-            "\r\n") * 3 + "See you there,\r\nAnn\r\n"
-    head = (f"From: Ann Member <{sender}>\r\n"
-            f"To: {common.LIST}@{common.DOMAIN}\r\n"
-            f"Subject: Resume workshop next Thursday\r\n"
-            f"Date: {format_datetime(datetime.now(UTC))}\r\n"
-            f"Message-ID: {make_msgid(domain='example.net')}\r\n"
-            f"MIME-Version: 1.0\r\n"
-            f"Content-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Transfer-Encoding: 7bit\r\n")
+    body = (
+        "Hi all, the county workforce board is hosting a resume workshop next Thursday at\r\n"
+        "the library annex, 6 pm. Bring a printed copy; volunteers will review it one on one.\r\n"
+        "They also have a list of employers hiring for warehouse, logistics and office roles.\r\n"
+        "Parking is free after 5. If anyone wants to carpool from the east side, reply here.\r\n"
+        "\r\n"
+    ) * 3 + "See you there,\r\nAnn\r\n"
+    head = (
+        f"From: Ann Member <{sender}>\r\n"
+        f"To: {common.LIST}@{common.DOMAIN}\r\n"
+        f"Subject: Resume workshop next Thursday\r\n"
+        f"Date: {format_datetime(datetime.now(UTC))}\r\n"
+        f"Message-ID: {make_msgid(domain='example.net')}\r\n"
+        f"MIME-Version: 1.0\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Transfer-Encoding: 7bit\r\n"
+    )
     return (head + "\r\n" + body).encode()
 
 
@@ -204,8 +223,9 @@ async def run_listserv(cfg, sink: SinkProcess, n: int) -> dict:  # type: ignore[
     rss_started = common.peak_rss_mb()
     try:
         cpu0 = cpu_seconds()
-        t0, t250, data_phase = await asyncio.to_thread(send_post, srv.smtp_port, common.address(0),
-                                                       make_post(common.address(0)))
+        t0, t250, data_phase = await asyncio.to_thread(
+            send_post, srv.smtp_port, common.address(0), make_post(common.address(0))
+        )
         timeout = max(120.0, n / 200)
         done = await asyncio.to_thread(sink.wait_for, n, timeout, failed)
         cpu = cpu_seconds() - cpu0
@@ -214,8 +234,16 @@ async def run_listserv(cfg, sink: SinkProcess, n: int) -> dict:  # type: ignore[
         await srv.stop()
         logging.getLogger("listserv").removeHandler(errors)
     stats = sink.report()
-    stats.update(t0=t0, t250=t250, data_phase=data_phase, done=done, timeout=timeout, aborted=failed.is_set(),
-                 rss_started=rss_started, own_cpu=cpu)
+    stats.update(
+        t0=t0,
+        t250=t250,
+        data_phase=data_phase,
+        done=done,
+        timeout=timeout,
+        aborted=failed.is_set(),
+        rss_started=rss_started,
+        own_cpu=cpu,
+    )
     return stats
 
 
@@ -225,7 +253,8 @@ def cpu_seconds() -> float:
 
 
 def delivery_states(url: str) -> dict[str, int]:
-    from listserv.store import open_store, outbound as queue
+    from listserv.store import open_store
+    from listserv.store import outbound as queue
 
     store = open_store(url)
     try:
@@ -257,8 +286,10 @@ async def push(port: int, n: int, conns: int) -> float:
             except asyncio.QueueEmpty:
                 break
             rcpt = f"user{i:07d}@example.net"
-            msg = (f"From: poster@example.org\r\nTo: {rcpt}\r\nSubject: [bench] hello\r\n"
-                   f"List-Unsubscribe: <http://x/u/{i:032d}>\r\n\r\n{body}")
+            msg = (
+                f"From: poster@example.org\r\nTo: {rcpt}\r\nSubject: [bench] hello\r\n"
+                f"List-Unsubscribe: <http://x/u/{i:032d}>\r\n\r\n{body}"
+            )
             await s.sendmail(f"bench-bounces+{i}@lists.test", [rcpt], msg)
         await s.quit()
 
@@ -289,15 +320,22 @@ def main() -> int:
         db = common.Database(args.db, folder)
         cfg = common.write_config(folder, db.url, sink.port, conns)
         setup = common.in_child(common.insert_members, cfg.database_url, n)
-        print(f"setup: {n} members inserted in {setup:.1f} s ({args.db}, {conns} connections, "
-              f"folder {folder})", flush=True)
+        print(
+            f"setup: {n} members inserted in {setup:.1f} s ({args.db}, {conns} connections, "
+            f"folder {folder})",
+            flush=True,
+        )
 
         st = asyncio.run(run_listserv(cfg, sink, n))
         rss = common.peak_rss_mb()
         states = delivery_states(cfg.database_url)
         if not st["done"]:
-            print(f"FAILED: only {st['count']} of {n} copies "
-                  f"({'listserv logged an error' if st['count'] < n and st['aborted'] else 'timed out after %.0f s' % st['timeout']})")
+            why = (
+                "listserv logged an error"
+                if st["count"] < n and st["aborted"]
+                else f"timed out after {st['timeout']:.0f} s"
+            )
+            print(f"FAILED: only {st['count']} of {n} copies ({why})")
             ok = False
             if not st["count"]:
                 return 1
@@ -313,36 +351,48 @@ def main() -> int:
         if st["no_unsub"]:
             problems.append(f"{st['no_unsub']} copies without List-Unsubscribe")
         if st["bad_unsub"]:
-            problems.append(f"{st['bad_unsub']} copies whose List-Unsubscribe lacks a literal "
-                            f"<mailto:{common.LIST}-leave+TOKEN@...> (RFC 2047-encoded?)")
+            problems.append(
+                f"{st['bad_unsub']} copies whose List-Unsubscribe lacks a literal "
+                f"<mailto:{common.LIST}-leave+TOKEN@...> (RFC 2047-encoded?)"
+            )
         if states.get("sent", 0) != n or len(states) != 1:
             problems.append(f"delivery rows by state {states}, expected {{'sent': {n}}}")
         ok = ok and not problems
-        print(f"check: {st['count']} copies, {st['distinct']} distinct recipients, "
-              f"{st['dups']} duplicates, delivery rows {states}: "
-              + ("OK" if not problems else "FAILED: " + "; ".join(problems)))
+        print(
+            f"check: {st['count']} copies, {st['distinct']} distinct recipients, "
+            f"{st['dups']} duplicates, delivery rows {states}: "
+            + ("OK" if not problems else "FAILED: " + "; ".join(problems))
+        )
 
-        line = (f"fanout: {n} members, time-to-250 {st['t250'] - st['t0']:.3f} s "
-                f"(DATA phase {st['data_phase']:.3f} s), {st['count']} copies in {total:.1f} s "
-                f"= {rate:.0f} deliveries/s (first copy after {st['first'] - st['t0']:.2f} s), "
-                f"peak RSS {rss:.0f} MB (after start {st['rss_started']:.0f} MB)")
+        line = (
+            f"fanout: {n} members, time-to-250 {st['t250'] - st['t0']:.3f} s "
+            f"(DATA phase {st['data_phase']:.3f} s), {st['count']} copies in {total:.1f} s "
+            f"= {rate:.0f} deliveries/s (first copy after {st['first'] - st['t0']:.2f} s), "
+            f"peak RSS {rss:.0f} MB (after start {st['rss_started']:.0f} MB)"
+        )
         if not args.no_ceiling:
             dt, ccpu = asyncio.run(push(sink.port, n, conns))
             ceiling = n / dt
             cst = sink.report()
             if cst["count"] != n:
                 print(f"warning: the ceiling run delivered {cst['count']} of {n}")
-            line += (f"; bare-client ceiling {ceiling:.0f}/s over {conns} connections -> listserv at "
-                     f"{rate / ceiling:.2f} of it, {rate / common.MAILMAN_PERSONALIZED:.0f}x Mailman "
-                     f"({common.MAILMAN_PERSONALIZED}/s)")
+            line += (
+                f"; bare-client ceiling {ceiling:.0f}/s over {conns} connections -> listserv at "
+                f"{rate / ceiling:.2f} of it, {rate / common.MAILMAN_PERSONALIZED:.0f}x Mailman "
+                f"({common.MAILMAN_PERSONALIZED}/s)"
+            )
         else:
             line += f"; {rate / common.MAILMAN_PERSONALIZED:.0f}x Mailman ({common.MAILMAN_PERSONALIZED}/s)"
         print(line, flush=True)
-        cpu_line = (f"cpu: listserv {st['own_cpu']:.1f} s ({1e6 * st['own_cpu'] / n:.0f} us/copy), "
-                    f"sink {st['cpu']:.1f} s during the fan-out")
+        cpu_line = (
+            f"cpu: listserv {st['own_cpu']:.1f} s ({1e6 * st['own_cpu'] / n:.0f} us/copy), "
+            f"sink {st['cpu']:.1f} s during the fan-out"
+        )
         if not args.no_ceiling:
-            cpu_line += (f"; bare client {ccpu:.1f} s ({1e6 * ccpu / n:.0f} us/copy), "
-                         f"sink {cst['cpu']:.1f} s during the ceiling run")
+            cpu_line += (
+                f"; bare client {ccpu:.1f} s ({1e6 * ccpu / n:.0f} us/copy), "
+                f"sink {cst['cpu']:.1f} s during the ceiling run"
+            )
         print(cpu_line, flush=True)
     finally:
         sink.stop()

@@ -12,7 +12,9 @@ SUFFIXES = ("request", "join", "subscribe", "leave", "unsubscribe", "confirm", "
 TOKENED = {"leave", "confirm", "bounces"}
 
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 
 
 def is_valid_address(addr: str) -> bool:
@@ -52,7 +54,9 @@ def sender_address(header_value: str | None) -> str | None:
     return normalise(addr) if addr and is_valid_address(addr) else None
 
 
-def split_recipient(recipient: str, domain: str, lists: set[str] | frozenset[str]) -> tuple[str, str, str] | None:
+def split_recipient(
+    recipient: str, domain: str, lists: set[str] | frozenset[str]
+) -> tuple[str, str, str] | None:
     """Map a recipient to (list, suffix, detail); None when it is none of ours.
 
     suffix is '' for the list address itself.

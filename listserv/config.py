@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from listserv.addresses import SUFFIXES, is_valid_address
 from listserv.errors import ConfigError
@@ -152,14 +161,18 @@ class ServerConfig(_Model):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{v!r} is not a time zone name like 'UTC' or 'Europe/Berlin'") from None
+            raise ValueError(
+                f"{v!r} is not a time zone name like 'UTC' or 'Europe/Berlin'"
+            ) from None
         return v
 
     @field_validator("relay")
     @classmethod
     def _relay(cls, v: str) -> str:
         if not (v.startswith("outbox:") or v.startswith("smtp://") or v.startswith("smtps://")):
-            raise ValueError(f"{v!r} is not a relay like 'smtp://127.0.0.1:25' or 'outbox:var/outbox'")
+            raise ValueError(
+                f"{v!r} is not a relay like 'smtp://127.0.0.1:25' or 'outbox:var/outbox'"
+            )
         return v
 
     @property
@@ -200,13 +213,17 @@ class Config(_Model):
             if not _LIST_NAME.match(low):
                 raise ValueError(f"list name {key!r} may use only letters, digits, '.' and '_'")
             if low in seen:
-                raise ValueError(f"lists {seen[low]!r} and {key!r} are the same list (names ignore case)")
+                raise ValueError(
+                    f"lists {seen[low]!r} and {key!r} are the same list (names ignore case)"
+                )
             seen[low] = key
         for low in seen:
             for other in seen:
                 for suffix in SUFFIXES:
                     if low == f"{other}-{suffix}":
-                        raise ValueError(f"list name {low!r} clashes with the {suffix!r} address of list {other!r}")
+                        raise ValueError(
+                            f"list name {low!r} clashes with the {suffix!r} address of list {other!r}"
+                        )
         return self
 
     @property
@@ -222,8 +239,12 @@ class Config(_Model):
     def database_url(self) -> str:
         url = self.server.database
         prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
-            return prefix + str(self.resolve(url[len(prefix):]).resolve())
+        if (
+            url.startswith(prefix)
+            and not url.startswith("sqlite:////")
+            and url != "sqlite:///:memory:"
+        ):
+            return prefix + str(self.resolve(url[len(prefix) :]).resolve())
         return url
 
     def list(self, name: str) -> ListConfig:
@@ -267,11 +288,11 @@ _TYPE_WORDS = {
     "float_type": "is not a number",
     "bool_type": "is not true or false",
     "dict_type": "is not a table",
-    "tuple_type": "is not a list like [\"a\", \"b\"]",
+    "tuple_type": 'is not a list like ["a", "b"]',
 }
 
 
-def _describe(err: dict, data: dict) -> str:
+def _describe(err: Mapping[str, Any], data: dict) -> str:
     loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
     where = _where(loc)
     kind = err["type"]
@@ -300,7 +321,9 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     lists = data.get("lists", {})
     if isinstance(lists, dict):
-        lists = {k: (dict(v, name=k.lower()) if isinstance(v, dict) else v) for k, v in lists.items()}
+        lists = {
+            k: (dict(v, name=k.lower()) if isinstance(v, dict) else v) for k, v in lists.items()
+        }
         data = dict(data, lists=lists)
     try:
         return Config.model_validate(dict(data, path=path))

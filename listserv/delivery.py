@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
+from sqlmodel import Session
 
 from listserv.addresses import verp_encode
 from listserv.config import Config
@@ -77,7 +78,9 @@ class OutboxRelay:
             tmp.write_bytes(trace + data)
             os.replace(tmp, self.folder / name)
         except OSError as exc:
-            raise RelayUnreachable(f"cannot write to the outbox {self.folder}: {exc.strerror}") from None
+            raise RelayUnreachable(
+                f"cannot write to the outbox {self.folder}: {exc.strerror}"
+            ) from None
 
     async def close(self) -> None:
         return None
@@ -93,13 +96,22 @@ class SmtpRelay:
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self.implicit_tls = parts.scheme == "smtps"
-        self.starttls = "starttls=1" in (parts.query or "") or "starttls=true" in (parts.query or "")
+        self.starttls = "starttls=1" in (parts.query or "") or "starttls=true" in (
+            parts.query or ""
+        )
         self.client: aiosmtplib.SMTP | None = None
 
     async def _connect(self) -> aiosmtplib.SMTP:
-        client = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=60,
-                                 use_tls=self.implicit_tls, start_tls=self.starttls or None,
-                                 tls_context=ssl.create_default_context() if self.implicit_tls or self.starttls else None)
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            timeout=60,
+            use_tls=self.implicit_tls,
+            start_tls=self.starttls or None,
+            tls_context=ssl.create_default_context()
+            if self.implicit_tls or self.starttls
+            else None,
+        )
         await client.connect()
         if self.username:
             await client.login(self.username, self.password or "")
@@ -109,11 +121,13 @@ class SmtpRelay:
         if self.client is None or not self.client.is_connected:
             try:
                 self.client = await self._connect()
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                 # Refused, timed out, a 421 greeting or failed login: no copy can go now, and
                 # none of it is the recipient's fault, so nothing here is permanent.
                 await self.close()
-                raise RelayUnreachable(f"relay {self.host}:{self.port} unreachable: {exc}") from None
+                raise RelayUnreachable(
+                    f"relay {self.host}:{self.port} unreachable: {exc}"
+                ) from None
         try:
             await self._transaction(self.client, sender, rcpt, data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -122,9 +136,11 @@ class SmtpRelay:
             self._raise(code, str(refusal.message if refusal else exc))
         except aiosmtplib.SMTPResponseException as exc:
             self._raise(exc.code, exc.message)
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             await self.close()  # the next copy reconnects
-            raise TransientError(f"relay {self.host}:{self.port} dropped the connection: {exc}") from None
+            raise TransientError(
+                f"relay {self.host}:{self.port} dropped the connection: {exc}"
+            ) from None
 
     @staticmethod
     async def _transaction(client: aiosmtplib.SMTP, sender: str, rcpt: str, data: bytes) -> None:
@@ -180,11 +196,17 @@ class Results:
 class Deliverer:
     """Claims due copies, sends them over several connections at once, records the outcome."""
 
-    def __init__(self, store: Store, config: Callable[[], Config],
-                 on_failure: Callable[..., None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Callable[[], Config],
+        on_failure: Callable[..., None] | None = None,
+    ) -> None:
         self.store = store
         self.config = config
-        self.on_failure = on_failure  # (session, cfg, claimed, error, permanent) in the store thread
+        self.on_failure = (
+            on_failure  # (session, cfg, claimed, error, permanent) in the store thread
+        )
         self.wakeup = asyncio.Event()
         self.results = Results()
         self._cache: OrderedDict[int, asyncio.Future[tuple[str, bytes]]] = OrderedDict()
@@ -230,7 +252,9 @@ class Deliverer:
         flusher = asyncio.create_task(self._flush_loop())
         try:
             down: list[str] = []  # set by the first sender that cannot reach the relay
-            await asyncio.gather(producer(), *(self._sender(cfg, relay, work, down) for relay in relays))
+            await asyncio.gather(
+                producer(), *(self._sender(cfg, relay, work, down) for relay in relays)
+            )
         finally:
             for relay in relays:
                 await relay.close()
@@ -243,8 +267,13 @@ class Deliverer:
         with self.store.session() as s:
             return outbound.claim_deliveries(s, datetime.now(UTC), LEASE, BATCH)
 
-    async def _sender(self, cfg: Config, relay: OutboxRelay | SmtpRelay,
-                      work: asyncio.Queue[Claimed | None], down: list[str]) -> None:
+    async def _sender(
+        self,
+        cfg: Config,
+        relay: OutboxRelay | SmtpRelay,
+        work: asyncio.Queue[Claimed | None],
+        down: list[str],
+    ) -> None:
         site = cfg.site
         while (item := await work.get()) is not None:
             if down:  # the relay is unreachable: defer the rest of this pass without a try each
@@ -252,7 +281,11 @@ class Deliverer:
                 continue
             try:
                 list_name, raw = await self._outbound(item.outbound_id)
-                data = add_fields(raw, member_fields(list_name, site, item.token)) if item.token else raw
+                data = (
+                    add_fields(raw, member_fields(list_name, site, item.token))
+                    if item.token
+                    else raw
+                )
                 sender = verp_encode(list_name, site.domain, item.recipient)
                 await relay.send(sender, item.recipient, data, item.id)
                 self.results.sent.append(item.id)
@@ -278,7 +311,9 @@ class Deliverer:
         try:
             return await asyncio.shield(load)
         except Exception:
-            self._cache.pop(outbound_id, None)  # a failed load is not remembered; the next copy retries
+            self._cache.pop(
+                outbound_id, None
+            )  # a failed load is not remembered; the next copy retries
             raise
 
     def _load_outbound(self, outbound_id: int) -> tuple[str, bytes]:
@@ -318,7 +353,9 @@ class Deliverer:
         if results.deferred:
             log.info("deferred %d copies (%s)", len(results.deferred), results.deferred[0][1])
 
-    def _report(self, s, cfg: Config, item: Claimed, error: str, permanent: bool) -> None:  # type: ignore[no-untyped-def]
-        log.warning("delivery to %s failed%s: %s", item.recipient, "" if permanent else " for good", error)
+    def _report(self, s: Session, cfg: Config, item: Claimed, error: str, permanent: bool) -> None:
+        log.warning(
+            "delivery to %s failed%s: %s", item.recipient, "" if permanent else " for good", error
+        )
         if self.on_failure is not None:
             self.on_failure(s, cfg, item, error, permanent)

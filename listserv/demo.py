@@ -62,8 +62,10 @@ async def run_demo(folder: Path) -> list[Path]:
                 m = members.upsert_member(s, "networking", address, now, status="pending")
                 if m.status != "active":
                     members.activate(s, m, now, "demo")
-        for text, rcpt, sender in ((POST, "networking@lists.example.org", "ann@example.com"),
-                                   (JOB_LEAVE, "networking-leave@lists.example.org", "bob@example.net")):
+        for text, rcpt, sender in (
+            (POST, "networking@lists.example.org", "ann@example.com"),
+            (JOB_LEAVE, "networking-leave@lists.example.org", "bob@example.net"),
+        ):
             await asyncio.to_thread(_send, srv.smtp_port, sender, rcpt, text)
         outbox = cfg.resolve("var/outbox")
         deadline = time.monotonic() + 15

@@ -21,8 +21,13 @@ LEASE = timedelta(minutes=5)
 class InboundWorker:
     """Takes accepted messages from the store and dispatches them; wakes delivery after."""
 
-    def __init__(self, store: Store, config: Callable[[], Config], dmarc: DmarcPolicies | None,
-                 delivered: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Callable[[], Config],
+        dmarc: DmarcPolicies | None,
+        delivered: Callable[[], None],
+    ) -> None:
         self.store = store
         self.config = config  # a callable, so a reload takes effect for the next message
         self.dmarc = dmarc

@@ -68,22 +68,41 @@ def links(ctx: Context, member: Member) -> dict[str, str]:
     }
 
 
-def ask_to_confirm(ctx: Context, address: str, action: str, template: str, **payload: object) -> str:
+def ask_to_confirm(
+    ctx: Context, address: str, action: str, template: str, **payload: object
+) -> str:
     """Make a token for action and queue the mail asking to confirm it; returns the token."""
-    tok = tokens.create_token(ctx.s, ctx.lst.name, address, action, ctx.now,
-                              ctx.cfg.server.token_days, payload=dict(payload))
+    tok = tokens.create_token(
+        ctx.s,
+        ctx.lst.name,
+        address,
+        action,
+        ctx.now,
+        ctx.cfg.server.token_days,
+        payload=dict(payload),
+    )
     confirm_address = list_address(ctx.lst.name, ctx.site.domain, "confirm", tok.token)
-    ctx.replies.append(Reply(template, {"token": tok.token, "confirm_address": confirm_address,
-                                        "confirm_url": ctx.site.url("c", tok.token),
-                                        "days": ctx.cfg.server.token_days, **payload},
-                             reply_to=confirm_address))
+    ctx.replies.append(
+        Reply(
+            template,
+            {
+                "token": tok.token,
+                "confirm_address": confirm_address,
+                "confirm_url": ctx.site.url("c", tok.token),
+                "days": ctx.cfg.server.token_days,
+                **payload,
+            },
+            reply_to=confirm_address,
+        )
+    )
     return tok.token
 
 
 def not_member(ctx: Context) -> NotAMember:
     return NotAMember(
         f"{ctx.address} is not subscribed to {list_address(ctx.lst.name, ctx.site.domain)}; "
-        f"send 'join' to {list_address(ctx.lst.name, ctx.site.domain, 'request')} to join.")
+        f"send 'join' to {list_address(ctx.lst.name, ctx.site.domain, 'request')} to join."
+    )
 
 
 def current_member(ctx: Context) -> Member:
@@ -98,10 +117,17 @@ def current_member(ctx: Context) -> Member:
 
 
 def welcome(ctx: Context, member: Member) -> None:
-    ctx.replies.append(Reply("member/welcome.txt",
-                             {"member": member, **links(ctx, member),
-                              "delivery_words": DELIVERY_WORDS[Delivery(member.delivery)]},
-                             to=member.address))
+    ctx.replies.append(
+        Reply(
+            "member/welcome.txt",
+            {
+                "member": member,
+                **links(ctx, member),
+                "delivery_words": DELIVERY_WORDS[Delivery(member.delivery)],
+            },
+            to=member.address,
+        )
+    )
 
 
 def goodbye(ctx: Context, member: Member, reason: str) -> None:
@@ -113,29 +139,38 @@ def switch_to_alumni(ctx: Context, member: Member, reason: str, found_work: bool
     """Alumni mode at once, with a note (congratulations when they found work) that keeps the
     full leave one step away."""
     members.set_delivery(ctx.s, member, Delivery.ALUMNI, ctx.now, reason)
-    ctx.replies.append(Reply("member/alumni_welcome.txt",
-                             {"member": member, "found_work": found_work, **links(ctx, member)}))
+    ctx.replies.append(
+        Reply(
+            "member/alumni_welcome.txt",
+            {"member": member, "found_work": found_work, **links(ctx, member)},
+        )
+    )
 
 
 def join(ctx: Context, mode: str = Delivery.REGULAR) -> str:
     """Start a double opt-in join (or refuse politely); returns what happened."""
     mode = mode.lower()
     if mode not in MODES:
-        raise ListservError(f"'{mode}' is not a delivery mode; use 'join', 'join digest' or "
-                            "'join alumni'.")
+        raise ListservError(
+            f"'{mode}' is not a delivery mode; use 'join', 'join digest' or 'join alumni'."
+        )
     if mode == Delivery.ALUMNI and not ctx.lst.alumni.enabled:
         raise ListservError("This list has no alumni mode; send 'join' or 'join digest'.")
     if ctx.lst.subscription == "closed":
-        raise ListservError("Sorry, this list is not taking new members by email; "
-                            "please write to the list owners if you would like to join.")
+        raise ListservError(
+            "Sorry, this list is not taking new members by email; "
+            "please write to the list owners if you would like to join."
+        )
     existing = members.get_member(ctx.s, ctx.lst.name, ctx.address)
     if existing is not None and existing.status in LIVE:
         return f"You are already a member ({existing.delivery} delivery); nothing to do."
-    if tokens.recent_token(ctx.s, ctx.lst.name, ctx.address, TokenAction.JOIN,
-                           ctx.now - timedelta(days=1)):
+    if tokens.recent_token(
+        ctx.s, ctx.lst.name, ctx.address, TokenAction.JOIN, ctx.now - timedelta(days=1)
+    ):
         return "A confirmation was already sent to you today; please reply to that message."
-    members.upsert_member(ctx.s, ctx.lst.name, ctx.address, ctx.now,
-                          status=MemberStatus.PENDING, delivery=mode)
+    members.upsert_member(
+        ctx.s, ctx.lst.name, ctx.address, ctx.now, status=MemberStatus.PENDING, delivery=mode
+    )
     ask_to_confirm(ctx, ctx.address, TokenAction.JOIN, "member/confirm_join.txt", delivery=mode)
     return "Almost done: please confirm by replying to the confirmation message I just sent."
 
@@ -144,11 +179,15 @@ def switch_mode(ctx: Context, mode: Delivery) -> str:
     """The digest/regular commands: switch a live member's delivery mode."""
     member = current_member(ctx)
     if member.delivery == mode:
-        return {Delivery.DIGEST: "You already get the digest.",
-                Delivery.REGULAR: "You already get every post."}[mode]
+        return {
+            Delivery.DIGEST: "You already get the digest.",
+            Delivery.REGULAR: "You already get every post.",
+        }[mode]
     members.set_delivery(ctx.s, member, mode, ctx.now, f"{mode} command")
-    return {Delivery.DIGEST: "Done: from now on you get the digest instead of every post.",
-            Delivery.REGULAR: "Done: from now on you get every post as it is sent."}[mode]
+    return {
+        Delivery.DIGEST: "Done: from now on you get the digest instead of every post.",
+        Delivery.REGULAR: "Done: from now on you get every post as it is sent.",
+    }[mode]
 
 
 def choose_alumni(ctx: Context) -> str:
@@ -195,23 +234,35 @@ def leave(ctx: Context, subject: str, body: str, via_token: Member | None = None
     alumni = ctx.lst.alumni
     verdict = retention.classify_leave(subject, body, alumni.extra_job_phrases)
     if verdict.found_work and member.delivery != Delivery.ALUMNI:  # a hiring signal, whatever next
-        members.log_event(ctx.s, ctx.lst.name, member.address, EventKind.JOB_LEAVE,
-                          verdict.phrase or "", ctx.now)
+        members.log_event(
+            ctx.s, ctx.lst.name, member.address, EventKind.JOB_LEAVE, verdict.phrase or "", ctx.now
+        )
     job_leave = verdict.found_work and alumni.enabled and member.delivery != Delivery.ALUMNI
     if job_leave and alumni.on_job_leave == "alumni":  # rule 1
         switch_to_alumni(ctx, member, f"found work: {verdict.phrase}")
         return "Congratulations! You are now in alumni mode; see my other note."
     if job_leave and alumni.on_job_leave == "ask":  # rule 2
-        alumni_token = tokens.create_token(ctx.s, ctx.lst.name, member.address,
-                                           TokenAction.ALUMNI, ctx.now,
-                                           ctx.cfg.server.token_days).token
-        ask_to_confirm(ctx, member.address, TokenAction.LEAVE, "member/job_ask.txt",
-                       reason=f"found work: {verdict.phrase}",
-                       alumni_url=ctx.site.url("c", alumni_token))
+        alumni_token = tokens.create_token(
+            ctx.s,
+            ctx.lst.name,
+            member.address,
+            TokenAction.ALUMNI,
+            ctx.now,
+            ctx.cfg.server.token_days,
+        ).token
+        ask_to_confirm(
+            ctx,
+            member.address,
+            TokenAction.LEAVE,
+            "member/job_ask.txt",
+            reason=f"found work: {verdict.phrase}",
+            alumni_url=ctx.site.url("c", alumni_token),
+        )
         return "Congratulations! Choose how you would like to go on; see my other note."
     reason = clean_text(subject, body)[:300] or "asked to leave"
-    ask_to_confirm(ctx, member.address, TokenAction.LEAVE, "member/confirm_leave.txt",
-                   reason=reason)  # rules 3 and 4
+    ask_to_confirm(
+        ctx, member.address, TokenAction.LEAVE, "member/confirm_leave.txt", reason=reason
+    )  # rules 3 and 4
     return "Please confirm by replying to the message I just sent."
 
 
@@ -221,14 +272,22 @@ def one_click_leave(ctx: Context, member: Member) -> None:
         goodbye(ctx, member, "one-click unsubscribe")
 
 
-def add_by_admin(ctx: Context, address: str, delivery: str, name: str = "",
-                 send_welcome: bool = True) -> str:
+def add_by_admin(
+    ctx: Context, address: str, delivery: str, name: str = "", send_welcome: bool = True
+) -> str:
     """An organiser adds or re-activates a member (no confirmation round)."""
     existing = members.get_member(ctx.s, ctx.lst.name, address)
     if existing is not None and existing.status in LIVE:
         return "already a member"
-    member = members.upsert_member(ctx.s, ctx.lst.name, address, ctx.now,
-                                   status=MemberStatus.PENDING, delivery=delivery, name=name)
+    member = members.upsert_member(
+        ctx.s,
+        ctx.lst.name,
+        address,
+        ctx.now,
+        status=MemberStatus.PENDING,
+        delivery=delivery,
+        name=name,
+    )
     members.activate(ctx.s, member, ctx.now, "added by an admin")
     if send_welcome:
         welcome(ctx, member)
@@ -242,9 +301,15 @@ def apply_token(ctx: Context, token: str) -> str:
     """Spend a live confirmation token and do what it was made for; TokenError when it is
     unknown, used or expired."""
     tok = tokens.live_token(ctx.s, token, ctx.now)
-    if tok is None or tok.list_name != ctx.lst.name or not tokens.use_token(ctx.s, tok.token, ctx.now):
-        raise TokenError("That confirmation code is unknown, already used or expired; "
-                         "please send your request again.")
+    if (
+        tok is None
+        or tok.list_name != ctx.lst.name
+        or not tokens.use_token(ctx.s, tok.token, ctx.now)
+    ):
+        raise TokenError(
+            "That confirmation code is unknown, already used or expired; "
+            "please send your request again."
+        )
     if tok.action != TokenAction.APPROVE_JOIN:  # an approving owner gets the result
         ctx.address = tok.address
     return _ACTIONS[TokenAction(tok.action)](ctx, tok)
@@ -265,12 +330,22 @@ def _confirm_join(ctx: Context, tok: Token) -> str:
 
 
 def _ask_owners(ctx: Context, address: str) -> None:
-    tok = tokens.create_token(ctx.s, ctx.lst.name, address, TokenAction.APPROVE_JOIN, ctx.now,
-                              ctx.cfg.server.token_days)
+    tok = tokens.create_token(
+        ctx.s, ctx.lst.name, address, TokenAction.APPROVE_JOIN, ctx.now, ctx.cfg.server.token_days
+    )
     confirm_address = list_address(ctx.lst.name, ctx.site.domain, "confirm", tok.token)
-    notice(ctx.s, ctx.lst, ctx.site, ctx.lst.owners, "admin/approve_join.txt", ctx.now,
-           reply_to=confirm_address, address=address, confirm_address=confirm_address,
-           confirm_url=ctx.site.url("c", tok.token))
+    notice(
+        ctx.s,
+        ctx.lst,
+        ctx.site,
+        ctx.lst.owners,
+        "admin/approve_join.txt",
+        ctx.now,
+        reply_to=confirm_address,
+        address=address,
+        confirm_address=confirm_address,
+        confirm_url=ctx.site.url("c", tok.token),
+    )
 
 
 def _approve_join(ctx: Context, tok: Token) -> str:
@@ -310,8 +385,9 @@ _ACTIONS = {
 # ---------------------------------------------------------------- answering
 
 
-def send_replies(ctx: Context, results: list[tuple[str, str]] | None = None,
-                 in_reply_to: str | None = None) -> None:
+def send_replies(
+    ctx: Context, results: list[tuple[str, str]] | None = None, in_reply_to: str | None = None
+) -> None:
     """Queue the answers a change produced, within the daily cap: the dedicated replies, and
     a results mail first when there are results it alone does not say."""
     replies = list(ctx.replies)
@@ -320,13 +396,30 @@ def send_replies(ctx: Context, results: list[tuple[str, str]] | None = None,
         replies.insert(0, Reply("commands/results.txt", {"results": results}))
     for r in replies:
         to = r.to or ctx.address
-        if not reply(ctx.s, ctx.lst, ctx.site, to, r.template, ctx.now, reply_to=r.reply_to,
-                     in_reply_to=in_reply_to if to == ctx.address else None, **r.ctx):
+        if not reply(
+            ctx.s,
+            ctx.lst,
+            ctx.site,
+            to,
+            r.template,
+            ctx.now,
+            reply_to=r.reply_to,
+            in_reply_to=in_reply_to if to == ctx.address else None,
+            **r.ctx,
+        ):
             log.info("%s: daily reply cap reached for %s", ctx.lst.name, to)
 
 
 def send_notices(ctx: Context) -> None:
     """Queue the dedicated replies as notices: no cap, no results mail (an organiser's add)."""
     for r in ctx.replies:
-        notice(ctx.s, ctx.lst, ctx.site, r.to or ctx.address, r.template, ctx.now,
-               reply_to=r.reply_to, **r.ctx)
+        notice(
+            ctx.s,
+            ctx.lst,
+            ctx.site,
+            r.to or ctx.address,
+            r.template,
+            ctx.now,
+            reply_to=r.reply_to,
+            **r.ctx,
+        )

@@ -20,7 +20,7 @@ _HEADER_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:")
 
 def parse(raw: bytes) -> EmailMessage:
     """The whole message, parsed with the default policy."""
-    return _PARSER.parsebytes(raw)  # type: ignore[return-value]
+    return _PARSER.parsebytes(raw)
 
 
 def split_raw(raw: bytes) -> tuple[bytes, bytes]:
@@ -28,7 +28,7 @@ def split_raw(raw: bytes) -> tuple[bytes, bytes]:
     for sep in (b"\r\n\r\n", b"\n\n"):
         idx = raw.find(sep)
         if idx != -1:
-            head, body = raw[:idx], raw[idx + len(sep):]
+            head, body = raw[:idx], raw[idx + len(sep) :]
             break
     else:
         head, body = raw, b""
@@ -184,7 +184,7 @@ def add_fields(raw: bytes, fields: bytes) -> bytes:
     idx = raw.find(b"\r\n\r\n")
     if idx == -1:
         return raw + b"\r\n" + fields
-    return raw[: idx + 2] + fields + raw[idx + 2:]
+    return raw[: idx + 2] + fields + raw[idx + 2 :]
 
 
 def addresses_in(values: list[str]) -> list[str]:
@@ -213,7 +213,8 @@ def first_text(msg: EmailMessage) -> str:
 
 
 def _decoded(part: Message) -> str:
-    return decode_text(part.get_payload(decode=True) or b"", part.get_content_charset())
+    payload = part.get_payload(decode=True)
+    return decode_text(payload if isinstance(payload, bytes) else b"", part.get_content_charset())
 
 
 def decode_text(data: bytes, charset: str | None) -> str:

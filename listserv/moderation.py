@@ -17,8 +17,12 @@ from listserv.states import PostStatus
 from listserv.store.tables import Post
 
 ACCEPT, HOLD, REJECT, DISCARD = "accept", "hold", "reject", "discard"
-STATUS = {ACCEPT: PostStatus.ACCEPTED, HOLD: PostStatus.HELD, REJECT: PostStatus.REJECTED,
-          DISCARD: PostStatus.DISCARDED}
+STATUS = {
+    ACCEPT: PostStatus.ACCEPTED,
+    HOLD: PostStatus.HELD,
+    REJECT: PostStatus.REJECTED,
+    DISCARD: PostStatus.DISCARDED,
+}
 
 
 @dataclass(frozen=True)
@@ -101,8 +105,9 @@ def held_post(s: Session, post_id: int) -> Post:
     return post
 
 
-def approve(s: Session, cfg: Config, post_id: int, now: datetime,
-            dmarc_policies: DmarcPolicies | None) -> int:
+def approve(
+    s: Session, cfg: Config, post_id: int, now: datetime, dmarc_policies: DmarcPolicies | None
+) -> int:
     """Release a held post to the list; returns how many copies were queued."""
     post = held_post(s, post_id)
     return distribute(s, cfg.list(post.list_name), cfg.site, post, now, dmarc_policies)
@@ -115,6 +120,14 @@ def reject(s: Session, cfg: Config, post_id: int, now: datetime) -> Post:
     post.status = PostStatus.REJECTED
     s.add(post)
     if post.sender:
-        reply(s, lst, cfg.site, post.sender, "member/rejected.txt", now,
-              subject=post.subject, reason="a moderator declined it")
+        reply(
+            s,
+            lst,
+            cfg.site,
+            post.sender,
+            "member/rejected.txt",
+            now,
+            subject=post.subject,
+            reason="a moderator declined it",
+        )
     return post

@@ -39,8 +39,14 @@ def list_from(lst: ListConfig, site: Site, suffix: str = "request") -> str:
     return display(lst.display_title, list_address(lst.name, site.domain, suffix))
 
 
-def queue_message(s: Session, lst_name: str, msg: EmailMessage, recipients: Sequence[str],
-                  now: datetime, kind: str = "notice") -> int:
+def queue_message(
+    s: Session,
+    lst_name: str,
+    msg: EmailMessage,
+    recipients: Sequence[str],
+    now: datetime,
+    kind: str = "notice",
+) -> int:
     """Store a built message and queue one copy per recipient; returns the outbound id."""
     out = outbound.add_outbound(s, lst_name, kind, msg.as_bytes(), now)
     assert out.id is not None
@@ -48,23 +54,42 @@ def queue_message(s: Session, lst_name: str, msg: EmailMessage, recipients: Sequ
     return out.id
 
 
-def notice(s: Session, lst: ListConfig, site: Site, to: str | Sequence[str], template: str,
-           now: datetime, *, reply_to: str | None = None, in_reply_to: str | None = None,
-           **ctx: object) -> None:
+def notice(
+    s: Session,
+    lst: ListConfig,
+    site: Site,
+    to: str | Sequence[str],
+    template: str,
+    now: datetime,
+    *,
+    reply_to: str | None = None,
+    in_reply_to: str | None = None,
+    **ctx: object,
+) -> None:
     """Render a template and queue it to one address or several (owners): no cap, no loop check."""
     recipients = [to] if isinstance(to, str) else list(to)
     if not recipients:
         return
-    msg = render_reply(template, sender=list_from(lst, site), to=", ".join(recipients),
-                       domain=site.domain, reply_to=reply_to, in_reply_to=in_reply_to,
-                       lst=lst, site=site, request=list_address(lst.name, site.domain, "request"),
-                       post_address=list_address(lst.name, site.domain), **ctx)
+    msg = render_reply(
+        template,
+        sender=list_from(lst, site),
+        to=", ".join(recipients),
+        domain=site.domain,
+        reply_to=reply_to,
+        in_reply_to=in_reply_to,
+        lst=lst,
+        site=site,
+        request=list_address(lst.name, site.domain, "request"),
+        post_address=list_address(lst.name, site.domain),
+        **ctx,
+    )
     msg["List-Id"] = list_id(lst, site.domain)
     queue_message(s, lst.name, msg, recipients, now)
 
 
-def reply(s: Session, lst: ListConfig, site: Site, to: str, template: str, now: datetime,
-          **kw: object) -> bool:
+def reply(
+    s: Session, lst: ListConfig, site: Site, to: str, template: str, now: datetime, **kw: object
+) -> bool:
     """An automatic answer to a member; False when the daily cap for that address is spent."""
     if not tokens.take_reply_slot(s, to, now.date(), lst.max_replies_per_day):
         return False

@@ -23,9 +23,21 @@ from listserv.text import after_reply_marker
 log = logging.getLogger("listserv.posting")
 
 # Fields a list must not pass on: delivery traces and other lists' List-* fields (RFC 2369).
-HYGIENE = ("return-path", "delivered-to", "x-original-to", "list-id", "list-post", "list-help",
-           "list-subscribe", "list-unsubscribe", "list-unsubscribe-post", "list-archive",
-           "list-owner", "precedence", "x-listserv-loop")
+HYGIENE = (
+    "return-path",
+    "delivered-to",
+    "x-original-to",
+    "list-id",
+    "list-post",
+    "list-help",
+    "list-subscribe",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "list-archive",
+    "list-owner",
+    "precedence",
+    "x-listserv-loop",
+)
 # Fields whose change breaks an author's DKIM signature.
 SIGNED = ("subject", "from", "reply-to", "cc")
 MUNGED = ("From", "Reply-To", "Cc", "X-Original-From")
@@ -58,7 +70,7 @@ def prefixed_subject(subject: str, prefix: str) -> str:
     rest, is_reply = " ".join(subject.split()), False
     while True:
         if tag and rest.lower().startswith(tag.lower()):
-            rest = rest[len(tag):].lstrip()
+            rest = rest[len(tag) :].lstrip()
             continue
         after = after_reply_marker(rest)
         if after is not None:
@@ -75,7 +87,7 @@ def bare_subject(subject: str, prefix: str) -> str:
     """A post's subject without the list prefix ('[x] Re: hi' -> 'Re: hi')."""
     tag = prefix.strip()
     text = prefixed_subject(subject, prefix)
-    return text[len(tag):].strip() if tag else text
+    return text[len(tag) :].strip() if tag else text
 
 
 def dmarc(msg: RawMessage, d: Decoration) -> RawMessage:
@@ -133,8 +145,13 @@ def add_list_headers(msg: RawMessage, d: Decoration) -> RawMessage:
 POSTING: tuple[Step, ...] = (dmarc, strip_hygiene, prefix_subject, set_reply_to, add_list_headers)
 
 
-def decorate(raw: bytes, lst: ListConfig, site: Site, dmarc_policies: DmarcPolicies | None = None,
-             steps: tuple[Step, ...] = POSTING) -> bytes:
+def decorate(
+    raw: bytes,
+    lst: ListConfig,
+    site: Site,
+    dmarc_policies: DmarcPolicies | None = None,
+    steps: tuple[Step, ...] = POSTING,
+) -> bytes:
     """The shared copy of a post: every step applied, the body untouched."""
     msg = RawMessage(raw)
     before = {name: msg.get_all(name) for name in SIGNED}
@@ -146,8 +163,14 @@ def decorate(raw: bytes, lst: ListConfig, site: Site, dmarc_policies: DmarcPolic
     return msg.to_bytes()
 
 
-def distribute(s: Session, lst: ListConfig, site: Site, post: Post, now: datetime,
-               dmarc_policies: DmarcPolicies | None = None) -> int:
+def distribute(
+    s: Session,
+    lst: ListConfig,
+    site: Site,
+    post: Post,
+    now: datetime,
+    dmarc_policies: DmarcPolicies | None = None,
+) -> int:
     """Decorate the post once and queue a copy for every regular member; idempotent."""
     raw = decorate(post.raw, lst, site, dmarc_policies)
     out = outbound.add_outbound(s, lst.name, "post", raw, now, post_id=post.id)

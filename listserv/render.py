@@ -45,8 +45,16 @@ def split_subject(text: str) -> tuple[str, str]:
     return first.removeprefix("Subject:").strip(), rest.lstrip("\n")
 
 
-def render_reply(name: str, *, sender: str, to: str, domain: str, reply_to: str | None = None,
-                 in_reply_to: str | None = None, **ctx: object) -> EmailMessage:
+def render_reply(
+    name: str,
+    *,
+    sender: str,
+    to: str,
+    domain: str,
+    reply_to: str | None = None,
+    in_reply_to: str | None = None,
+    **ctx: object,
+) -> EmailMessage:
     """Render a reply template into a ready EmailMessage marked as an auto-reply."""
     subject, body = split_subject(render_text(name, **ctx))
     msg = EmailMessage(policy=SMTP_POLICY)

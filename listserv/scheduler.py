@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -41,7 +41,9 @@ def missed_since(cron: str, tz: ZoneInfo, since: datetime, now: datetime) -> boo
 class Scheduler:
     """Owns the AsyncIOScheduler of a running server: digests on their cron, daily upkeep."""
 
-    def __init__(self, store: Store, config: Callable[[], Config], wake: Callable[[], None]) -> None:
+    def __init__(
+        self, store: Store, config: Callable[[], Config], wake: Callable[[], None]
+    ) -> None:
         self.store = store
         self.config = config  # a callable: after a reload, jobs read the new config
         self.wake = wake  # tells delivery that copies were queued
@@ -65,11 +67,24 @@ class Scheduler:
         tz = ZoneInfo(cfg.server.timezone)
         self.aps.remove_all_jobs()
         for name, kind, cron in digest_jobs(cfg):
-            self.aps.add_job(self.run_digest, CronTrigger.from_crontab(cron, timezone=tz),
-                             args=(name, kind), id=f"digest:{name}:{kind}", coalesce=True,
-                             max_instances=1, misfire_grace_time=3600, replace_existing=True)
-        self.aps.add_job(self.maintain, CronTrigger.from_crontab(MAINTENANCE_CRON, timezone=tz),
-                         id="maintenance", coalesce=True, max_instances=1, replace_existing=True)
+            self.aps.add_job(
+                self.run_digest,
+                CronTrigger.from_crontab(cron, timezone=tz),
+                args=(name, kind),
+                id=f"digest:{name}:{kind}",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=3600,
+                replace_existing=True,
+            )
+        self.aps.add_job(
+            self.maintain,
+            CronTrigger.from_crontab(MAINTENANCE_CRON, timezone=tz),
+            id="maintenance",
+            coalesce=True,
+            max_instances=1,
+            replace_existing=True,
+        )
 
     def replan(self) -> None:
         """After a reload: the jobs follow the new config."""
@@ -78,8 +93,9 @@ class Scheduler:
 
     async def run_digest(self, name: str, kind: str) -> None:
         try:
-            outcome = await asyncio.to_thread(digest_runs.run_digest, self.store, self.config(),
-                                              name, kind, datetime.now(UTC))
+            outcome = await asyncio.to_thread(
+                digest_runs.run_digest, self.store, self.config(), name, kind, datetime.now(UTC)
+            )
             log.info("digest %s/%s: %s", name, kind, outcome)
             self.wake()
         except Exception:  # noqa: BLE001 - a failed run is retried by the next trigger or start
@@ -91,9 +107,13 @@ class Scheduler:
         tz = ZoneInfo(cfg.server.timezone)
         now = datetime.now(UTC)
         for name, kind, cron in digest_jobs(cfg):
-            since = await asyncio.to_thread(digest_runs.last_period_end, self.store, name, kind, now)
+            since = await asyncio.to_thread(
+                digest_runs.last_period_end, self.store, name, kind, now
+            )
             if missed_since(cron, tz, since, now):
-                log.info("digest %s/%s was missed while the server was down; sending it now", name, kind)
+                log.info(
+                    "digest %s/%s was missed while the server was down; sending it now", name, kind
+                )
                 await self.run_digest(name, kind)
 
     async def maintain(self) -> None:

@@ -57,7 +57,7 @@ class Server:
         self.inbound = InboundWorker(self.store, self.config, self.dmarc, self.deliverer.wake)
         self.scheduler = Scheduler(self.store, self.config, self.deliverer.wake)
         self.stop_event = asyncio.Event()
-        self.smtp_server: asyncio.AbstractServer | None = None
+        self.smtp_server: asyncio.Server | None = None
         self.http: _EmbeddedUvicorn | None = None
         self.tasks: list[asyncio.Task] = []
 
@@ -84,9 +84,16 @@ class Server:
         loop = asyncio.get_running_loop()
         self.smtp_server = await loop.create_server(protocol_factory(cfg, handler), host, port)
         http_host, http_port = split_hostport(cfg.server.http_listen)
-        self.http = _EmbeddedUvicorn(uvicorn.Config(
-            make_app(self.store, self.config, self.deliverer.wake, self.health), host=http_host, port=http_port, lifespan="off",
-            log_level="warning", access_log=False))
+        self.http = _EmbeddedUvicorn(
+            uvicorn.Config(
+                make_app(self.store, self.config, self.deliverer.wake, self.health),
+                host=http_host,
+                port=http_port,
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+            )
+        )
         self.scheduler.start()
         self.tasks = [
             asyncio.create_task(self.http.serve(), name="http"),
@@ -94,8 +101,14 @@ class Server:
             asyncio.create_task(self.deliverer.run(self.stop_event), name="delivery"),
         ]
         self._write_pid()
-        log.info("listserv serving %s on %s (%s), http on %s, %d list(s)", cfg.server.domain,
-                 cfg.server.listen, cfg.server.protocol, cfg.server.http_listen, len(cfg.lists))
+        log.info(
+            "listserv serving %s on %s (%s), http on %s, %d list(s)",
+            cfg.server.domain,
+            cfg.server.listen,
+            cfg.server.protocol,
+            cfg.server.http_listen,
+            len(cfg.lists),
+        )
 
     @property
     def smtp_port(self) -> int:

@@ -22,13 +22,21 @@ MAX_RECIPIENTS = 100
 class Handler:
     """aiosmtpd hooks; everything past storing the message happens in the inbound worker."""
 
-    def __init__(self, config: Callable[[], Config], store: Store, wake: Callable[[], None]) -> None:
+    def __init__(
+        self, config: Callable[[], Config], store: Store, wake: Callable[[], None]
+    ) -> None:
         self.config = config  # a callable, so a reload takes effect for the next message
         self.store = store
         self.wake = wake
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         cfg = self.config()
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients; send the rest in another transaction"
@@ -50,7 +58,9 @@ class Handler:
             await asyncio.to_thread(self._save, envelope.mail_from or "", rcpts, raw)
         except Exception:  # noqa: BLE001 - any storage failure means "try again later"
             log.exception("could not store a message from %s", envelope.mail_from)
-            return self._answer(server, rcpts, "451 4.3.0 Temporary storage failure, please try again later")
+            return self._answer(
+                server, rcpts, "451 4.3.0 Temporary storage failure, please try again later"
+            )
         self.wake()
         return self._answer(server, rcpts, "250 2.0.0 Message accepted")
 
@@ -75,8 +85,14 @@ def protocol_factory(cfg: Config, handler: Handler) -> Callable[[], SMTP]:
     cls = LMTP if cfg.server.protocol == "lmtp" else SMTP
 
     def make() -> SMTP:
-        return cls(handler, data_size_limit=cfg.server.max_message_bytes, enable_SMTPUTF8=True,
-                   hostname=cfg.server.domain, ident="listserv ESMTP", timeout=300,
-                   decode_data=False)
+        return cls(
+            handler,
+            data_size_limit=cfg.server.max_message_bytes,
+            enable_SMTPUTF8=True,
+            hostname=cfg.server.domain,
+            ident="listserv ESMTP",
+            timeout=300,
+            decode_data=False,
+        )
 
     return make

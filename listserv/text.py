@@ -144,7 +144,7 @@ def html_to_text(body: str) -> str:
     """HTML as text: tags to line breaks, entities decoded, quoted blocks as '> ' lines.
 
     >>> html_to_text("<p>Bye&nbsp;all</p><blockquote>I got a job</blockquote>")
-    'Bye\\xa0all\\n> I got a job'
+    'Bye all\\n\\n> I got a job'
     """
     parser = _HtmlText()
     parser.feed(body[:MAX_HTML_CHARS])

@@ -18,30 +18,65 @@ from listserv.render import render_text
 from listserv.store import Store, members, tokens
 
 # Not "reply to a list message": a reply to a post goes to everyone on the list.
-GONE = ("This link is unknown or has expired. If you still want to change your subscription, "
-        "please send your request again by email, or use the unsubscribe link in a recent list message.")
+GONE = (
+    "This link is unknown or has expired. If you still want to change your subscription, "
+    "please send your request again by email, or use the unsubscribe link in a recent list message."
+)
 TOKEN_PATTERN = "{token:str}"
 ACTION_WORDS = {  # action: (heading, what pressing the button does, button)
-    "join": ("Confirm your subscription", "Press the button to subscribe {address} to {title}.",
-             "Yes, subscribe me"),
-    "leave": ("Confirm that you want to leave", "Press the button to unsubscribe {address} from {title}.",
-              "Yes, unsubscribe me"),
-    "alumni": ("Stay in touch as alumni", ("Press the button to switch {address} to alumni mode on {title}: "
-                                           "a short update now and then instead of every post."),
-               "Yes, switch me to alumni mode"),
-    "approve-join": ("Approve a new member", "Press the button to let {address} join {title}.", "Approve"),
+    "join": (
+        "Confirm your subscription",
+        "Press the button to subscribe {address} to {title}.",
+        "Yes, subscribe me",
+    ),
+    "leave": (
+        "Confirm that you want to leave",
+        "Press the button to unsubscribe {address} from {title}.",
+        "Yes, unsubscribe me",
+    ),
+    "alumni": (
+        "Stay in touch as alumni",
+        (
+            "Press the button to switch {address} to alumni mode on {title}: "
+            "a short update now and then instead of every post."
+        ),
+        "Yes, switch me to alumni mode",
+    ),
+    "approve-join": (
+        "Approve a new member",
+        "Press the button to let {address} join {title}.",
+        "Approve",
+    ),
 }
 
 
-def page(title: str, *paragraphs: str, button: str = "", action: str = "",
-         fields: tuple[tuple[str, str], ...] = (), footer: str = "", status: int = 200) -> HTMLResponse:
-    html = render_text("web/page.html", title=title, paragraphs=paragraphs, button=button,
-                       action=action, fields=fields, footer=footer)
+def page(
+    title: str,
+    *paragraphs: str,
+    button: str = "",
+    action: str = "",
+    fields: tuple[tuple[str, str], ...] = (),
+    footer: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    html = render_text(
+        "web/page.html",
+        title=title,
+        paragraphs=paragraphs,
+        button=button,
+        action=action,
+        fields=fields,
+        footer=footer,
+    )
     return HTMLResponse(html, status_code=status)
 
 
-def make_app(store: Store, config: Callable[[], Config], wake: Callable[[], None],
-             health: Callable[[], list[str]]) -> Starlette:
+def make_app(
+    store: Store,
+    config: Callable[[], Config],
+    wake: Callable[[], None],
+    health: Callable[[], list[str]],
+) -> Starlette:
     """The HTTP side over a store and the current config; wake() tells delivery that mail was
     queued; health() names what is down (nothing: healthy)."""
 
@@ -59,8 +94,9 @@ def make_app(store: Store, config: Callable[[], Config], wake: Callable[[], None
                 return 200, lst.display_title
             if not one_click:
                 return 0, lst.display_title
-            ctx = membership.Context(s=s, cfg=cfg, lst=lst, site=cfg.site, now=now,
-                                     address=member.address)
+            ctx = membership.Context(
+                s=s, cfg=cfg, lst=lst, site=cfg.site, now=now, address=member.address
+            )
             membership.one_click_leave(ctx, member)
             membership.send_replies(ctx)
             return 200, lst.display_title
@@ -73,16 +109,23 @@ def make_app(store: Store, config: Callable[[], Config], wake: Callable[[], None
                 return gone()
             if status == 200:
                 return page(f"You have left {title}", "You won't get mail from this list any more.")
-            return page(f"Leave {title}?", "Press the button to stop getting mail from this list.",
-                        button="Unsubscribe", action=f"/u/{token}",
-                        fields=(("List-Unsubscribe", "One-Click"),),
-                        footer="Opening this page changes nothing until you press the button.")
+            return page(
+                f"Leave {title}?",
+                "Press the button to stop getting mail from this list.",
+                button="Unsubscribe",
+                action=f"/u/{token}",
+                fields=(("List-Unsubscribe", "One-Click"),),
+                footer="Opening this page changes nothing until you press the button.",
+            )
         status, title = await asyncio.to_thread(unsubscribe, token, True)
         wake()  # the goodbye is queued: send it now, not at the next poll
         if status == 404:
             return gone()
-        return page(f"You have left {title}", "You won't get mail from this list any more.",
-                    "Thank you for being part of the group.")
+        return page(
+            f"You have left {title}",
+            "You won't get mail from this list any more.",
+            "Thank you for being part of the group.",
+        )
 
     def confirm(token: str, do_it: bool) -> tuple[int, str, str, str]:
         cfg, now = config(), datetime.now(UTC)
@@ -93,8 +136,9 @@ def make_app(store: Store, config: Callable[[], Config], wake: Callable[[], None
                 return 404, "", "", ""
             if not do_it:
                 return 0, lst.display_title, tok.action, tok.address
-            ctx = membership.Context(s=s, cfg=cfg, lst=lst, site=cfg.site, now=now,
-                                     address=tok.address)
+            ctx = membership.Context(
+                s=s, cfg=cfg, lst=lst, site=cfg.site, now=now, address=tok.address
+            )
             try:
                 result = membership.apply_token(ctx, token)
             except TokenError as exc:
@@ -112,9 +156,16 @@ def make_app(store: Store, config: Callable[[], Config], wake: Callable[[], None
             return gone()
         if do_it:
             return page(title, detail)
-        heading, sentence, button = ACTION_WORDS.get(action, ("Confirm", "Press the button to confirm.", "Confirm"))
-        return page(heading, sentence.format(address=detail, title=title), button=button, action=f"/c/{token}",
-                    footer="Opening this page changes nothing until you press the button.")
+        heading, sentence, button = ACTION_WORDS.get(
+            action, ("Confirm", "Press the button to confirm.", "Confirm")
+        )
+        return page(
+            heading,
+            sentence.format(address=detail, title=title),
+            button=button,
+            action=f"/c/{token}",
+            footer="Opening this page changes nothing until you press the button.",
+        )
 
     async def healthz(request: Request) -> Response:
         problems = await asyncio.to_thread(health)
@@ -122,8 +173,10 @@ def make_app(store: Store, config: Callable[[], Config], wake: Callable[[], None
             return PlainTextResponse("ok\n")
         return PlainTextResponse("; ".join(problems) + "\n", status_code=503)
 
-    return Starlette(routes=[
-        Route(f"/u/{TOKEN_PATTERN}", unsub, methods=["GET", "POST"]),
-        Route(f"/c/{TOKEN_PATTERN}", confirm_page, methods=["GET", "POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route(f"/u/{TOKEN_PATTERN}", unsub, methods=["GET", "POST"]),
+            Route(f"/c/{TOKEN_PATTERN}", confirm_page, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )

@@ -22,6 +22,7 @@ from aiosmtpd.controller import Controller
 
 from listserv.config import Config, parse_config
 from listserv.store import Store, open_store
+from tests.pgcluster import pg_cluster  # noqa: F401  (the session's PostgreSQL, for every module)
 
 DOMAIN = "lists.example.org"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -33,11 +34,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def config_text(*, relay: str = "outbox:var/outbox", listen: str = "127.0.0.1:0",
-                http: str = "127.0.0.1:0", database: str = "sqlite:///var/listserv.db",
-                server_extra: str = "", list_extra: str = "", name: str = "networking",
-                dmarc: str = "none") -> str:
-    return textwrap.dedent(f"""\
+def config_text(
+    *,
+    relay: str = "outbox:var/outbox",
+    listen: str = "127.0.0.1:0",
+    http: str = "127.0.0.1:0",
+    database: str = "sqlite:///var/listserv.db",
+    server_extra: str = "",
+    list_extra: str = "",
+    name: str = "networking",
+    dmarc: str = "none",
+) -> str:
+    return (
+        textwrap.dedent(f"""\
         [server]
         domain = "{DOMAIN}"
         listen = "{listen}"
@@ -46,14 +55,18 @@ def config_text(*, relay: str = "outbox:var/outbox", listen: str = "127.0.0.1:0"
         database = "{database}"
         relay = "{relay}"
         retry_initial = "1s"
-        """) + server_extra + textwrap.dedent(f"""
+        """)
+        + server_extra
+        + textwrap.dedent(f"""
         [lists.{name}]
         title = "Tri-County Job Seekers Networking"
         description = "Leads and encouragement."
         owners = ["owner@example.org"]
         subject_prefix = "[networking] "
         dmarc = "{dmarc}"
-        """) + list_extra
+        """)
+        + list_extra
+    )
 
 
 def make_config(folder: Path, **kw: str) -> Config:
@@ -76,7 +89,13 @@ def store(cfg: Config) -> Iterator[Store]:
 
 def make_message(text: str) -> bytes:
     """A message from literal text (like Mailman's mfs): dedented, CRLF line ends."""
-    return textwrap.dedent(text).lstrip("\n").replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+    return (
+        textwrap.dedent(text)
+        .lstrip("\n")
+        .replace("\r\n", "\n")
+        .replace("\n", "\r\n")
+        .encode("utf-8")
+    )
 
 
 def parse_bytes(raw: bytes) -> EmailMessage:
@@ -140,7 +159,9 @@ async def asend(port: int, mail_from: str, rcpts: list[str] | str, raw: bytes) -
     return await asyncio.to_thread(send, port, mail_from, rcpts, raw)
 
 
-async def wait_for(check: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
+async def wait_for(
+    check: Callable[[], object], timeout: float = 10.0, what: str = "condition"
+) -> object:
     """Poll check() until it returns something truthy."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -173,10 +194,20 @@ async def server_factory(tmp_path: Path, sink: Sink) -> AsyncIterator[Callable]:
 
     started: list[Server] = []
 
-    async def start(list_extra: str = "", server_extra: str = "", records: dict | None = None,
-                    folder: Path | None = None, dmarc: str = "none") -> Server:
-        c = make_config(folder or tmp_path, relay=f"smtp://127.0.0.1:{sink.port}",
-                        list_extra=list_extra, server_extra=server_extra, dmarc=dmarc)
+    async def start(
+        list_extra: str = "",
+        server_extra: str = "",
+        records: dict | None = None,
+        folder: Path | None = None,
+        dmarc: str = "none",
+    ) -> Server:
+        c = make_config(
+            folder or tmp_path,
+            relay=f"smtp://127.0.0.1:{sink.port}",
+            list_extra=list_extra,
+            server_extra=server_extra,
+            dmarc=dmarc,
+        )
         srv = Server(c, dmarc=DmarcPolicies(FakeResolver(records)))
         await srv.start()
         started.append(srv)
@@ -198,8 +229,10 @@ _message_ids = itertools.count(1)
 
 async def send_to_list(srv, sender: str, to: str, subject: str, body: str = "") -> None:  # type: ignore[no-untyped-def]
     """Mail from sender to one of the list's addresses, built from literal text."""
-    raw = make_message(f"From: {sender}\nTo: {to}\nSubject: {subject}\n"
-                       f"Message-ID: <test-{next(_message_ids)}@example.com>\n\n{body}\n")
+    raw = make_message(
+        f"From: {sender}\nTo: {to}\nSubject: {subject}\n"
+        f"Message-ID: <test-{next(_message_ids)}@example.com>\n\n{body}\n"
+    )
     await asend(srv.smtp_port, sender, to, raw)
 
 
@@ -220,6 +253,7 @@ async def settled(srv) -> None:  # type: ignore[no-untyped-def]
             busy = s.exec(select(Inbound).where(Inbound.state == "new")).first()
             queued = s.exec(select(Delivery).where(Delivery.state.in_(("queued", "sending"))))
             return busy is None and queued.first() is None
+
     await wait_for(idle, what="inbound handled and deliveries sent")
 
 
@@ -252,8 +286,9 @@ def add_members(srv, *addresses: str, delivery: str = "regular") -> None:  # typ
 
     with srv.store.session() as s:
         for address in addresses:
-            m = members.upsert_member(s, "networking", address, datetime.now(UTC), status="pending",
-                                      delivery=delivery)
+            m = members.upsert_member(
+                s, "networking", address, datetime.now(UTC), status="pending", delivery=delivery
+            )
             members.activate(s, m, datetime.now(UTC), "test")
 
 
@@ -261,6 +296,6 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
     """Print the figures tests measured (the classifier's precision and recall) under the run."""
     import sys
 
-    module = sys.modules.get("tests.test_retention")
+    module = sys.modules.get("tests.unit.test_retention")
     for line in getattr(module, "FIGURES", []):
         terminalreporter.write_line(line)

@@ -173,7 +173,7 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def _pid_running(pid: int) -> bool:
+def pid_running(pid: int) -> bool:
     """True if ``pid`` exists and is not a zombie awaiting reaping by init."""
     try:
         os.kill(pid, 0)
@@ -191,7 +191,7 @@ def _pid_running(pid: int) -> bool:
 
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while _pid_running(pid):
+    while pid_running(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.02)
@@ -264,7 +264,7 @@ def _stop_server(bindir: Path, datadir: Path, cwd: Path, as_postgres: bool) -> N
                 break
             if _wait_gone(pid, 10):
                 break
-    if not _pid_running(pid):
+    if not pid_running(pid):
         _reap(pid)
 
 
@@ -405,10 +405,14 @@ class PgCluster:
         proc = self._run(
             [
                 "initdb",
-                "-D", str(self.datadir),
-                "-A", "trust",
-                "-U", SUPERUSER,
-                "-E", "UTF8",
+                "-D",
+                str(self.datadir),
+                "-A",
+                "trust",
+                "-U",
+                SUPERUSER,
+                "-E",
+                "UTF8",
                 "--locale=C",
                 "--no-sync",
             ],
@@ -439,11 +443,17 @@ class PgCluster:
             try:
                 proc = self._run(
                     [
-                        "pg_ctl", "start",
-                        "-D", str(self.datadir),
-                        "-l", str(self.logfile),
-                        "-w", "-t", str(_START_TIMEOUT_S),
-                        "-o", options,
+                        "pg_ctl",
+                        "start",
+                        "-D",
+                        str(self.datadir),
+                        "-l",
+                        str(self.logfile),
+                        "-w",
+                        "-t",
+                        str(_START_TIMEOUT_S),
+                        "-o",
+                        options,
                     ],
                     "pg_ctl start",
                     timeout=_START_TIMEOUT_S + 15,
@@ -464,7 +474,7 @@ class PgCluster:
             # A postmaster that died during start-up was our child (see
             # _child_subreaper); reap it rather than leave a zombie behind.
             for pid in {int(p) for p in re.findall(r"\[(\d+)\]", tail)}:
-                if not _pid_running(pid):
+                if not pid_running(pid):
                     _reap(pid)
             # Only a lost race for the port is worth another attempt.
             if "could not bind" not in tail and "Address already in use" not in tail:
@@ -479,8 +489,12 @@ class PgCluster:
             raise PgClusterError("the cluster is not running (use it as a context manager)")
         try:
             with psycopg.connect(
-                host=self.host, port=self.port, user=SUPERUSER, dbname="postgres",
-                autocommit=True, connect_timeout=10,
+                host=self.host,
+                port=self.port,
+                user=SUPERUSER,
+                dbname="postgres",
+                autocommit=True,
+                connect_timeout=10,
             ) as conn:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         except psycopg.Error as exc:

@@ -18,10 +18,14 @@ from listserv.config import Config, load_config
 from listserv.errors import ListservError, UsageError
 from listserv.store import Store, open_store
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="listserv: a mailing-list manager that keeps job-seekers connected.")
-members_app = typer.Typer(no_args_is_help=True,
-                          help="List, add, remove, import and export members.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="listserv: a mailing-list manager that keeps job-seekers connected.",
+)
+members_app = typer.Typer(
+    no_args_is_help=True, help="List, add, remove, import and export members."
+)
 digest_app = typer.Typer(no_args_is_help=True, help="Send or preview a digest now.")
 app.add_typer(members_app, name="members")
 app.add_typer(digest_app, name="digest")
@@ -29,8 +33,9 @@ app.add_typer(digest_app, name="digest")
 out = Console()
 err = Console(stderr=True)
 
-ConfigOpt = Annotated[str | None, typer.Option(
-    "--config", "-c", help="Config file (default: $LISTSERV_CONFIG).")]
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", "-c", help="Config file (default: $LISTSERV_CONFIG).")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON array.")]
 T = TypeVar("T")
 
@@ -81,15 +86,16 @@ def print_json(items: list[dict]) -> None:
     sys.stdout.write(json.dumps(items, indent=2, default=str) + "\n")
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+def print_table(headers: Sequence[str], cells: Sequence[Sequence[object]]) -> None:
     """A table: rich on a terminal; plain aligned columns when piped, never cut (issue 11)."""
+    rows = [["" if c is None else str(c) for c in row] for row in cells]
     if out.is_terminal:
         table = Table(*headers)
-        for row in rows:
-            table.add_row(*row)
+        for cells_row in rows:
+            table.add_row(*cells_row)
         out.print(table)
         return
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    for row in (headers, *rows):
-        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+    for line_cells in (list(headers), *rows):
+        line = "  ".join(cell.ljust(w) for cell, w in zip(line_cells, widths, strict=True))
         sys.stdout.write(line.rstrip() + "\n")

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from listserv.cli.common import ConfigOpt, JsonOpt, app, config_from, guarded, print_json
-from listserv.cli.common import print_table, store_for
+from listserv.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    app,
+    config_from,
+    guarded,
+    print_json,
+    print_table,
+    store_for,
+)
 from listserv.states import MemberStatus
 from listserv.store import members
 
@@ -18,15 +26,25 @@ def lists_(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     with store.session() as s:
         for name, lst in sorted(cfg.lists.items()):
             counts = members.count_members(s, name)
-            rows.append({"name": name, "address": f"{name}@{cfg.server.domain}",
-                         "title": lst.display_title, "posting": lst.posting,
-                         "subscription": lst.subscription,
-                         "members": counts.get(MemberStatus.ACTIVE, 0)
-                         + counts.get(MemberStatus.DISABLED, 0),
-                         "pending": counts.get(MemberStatus.PENDING, 0)})
+            rows.append(
+                {
+                    "name": name,
+                    "address": f"{name}@{cfg.server.domain}",
+                    "title": lst.display_title,
+                    "posting": lst.posting,
+                    "subscription": lst.subscription,
+                    "members": counts.get(MemberStatus.ACTIVE, 0)
+                    + counts.get(MemberStatus.DISABLED, 0),
+                    "pending": counts.get(MemberStatus.PENDING, 0),
+                }
+            )
     if as_json:
         print_json(rows)
         return
-    print_table(("list", "title", "posting", "members", "pending"),
-                [(r["address"], r["title"], r["posting"], str(r["members"]), str(r["pending"]))
-                 for r in rows])
+    print_table(
+        ("list", "title", "posting", "members", "pending"),
+        [
+            (r["address"], r["title"], r["posting"], str(r["members"]), str(r["pending"]))
+            for r in rows
+        ],
+    )

@@ -10,34 +10,54 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress
+from sqlmodel import Session
 
 from listserv import membership
 from listserv.addresses import is_valid_address, normalise
 from listserv.cli import common
-from listserv.cli.common import ConfigOpt, JsonOpt, config_from, err, guarded, members_app, out
-from listserv.cli.common import iso, print_table, store_for
+from listserv.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    config_from,
+    err,
+    guarded,
+    iso,
+    members_app,
+    out,
+    print_table,
+    store_for,
+)
 from listserv.config import Config, ListConfig
 from listserv.errors import UsageError
 from listserv.states import LIVE, Delivery, MemberStatus
 from listserv.store import members
 from listserv.store.tables import Member
-from sqlmodel import Session
 
 DELIVERIES = tuple(Delivery)
 STATUSES = tuple(MemberStatus)
 
 
 def member_dict(m: Member) -> dict:
-    return {"address": m.address, "name": m.name, "status": m.status, "delivery": m.delivery,
-            "bounce_score": m.bounce_score, "joined_at": iso(m.joined_at),
-            "left_at": iso(m.left_at), "left_reason": m.left_reason}
+    return {
+        "address": m.address,
+        "name": m.name,
+        "status": m.status,
+        "delivery": m.delivery,
+        "bounce_score": m.bounce_score,
+        "joined_at": iso(m.joined_at),
+        "left_at": iso(m.left_at),
+        "left_reason": m.left_reason,
+    }
 
 
 @members_app.command("list")
 @guarded
-def members_list(name: str, config: ConfigOpt = None, as_json: JsonOpt = False,
-                 status: Annotated[str | None, typer.Option(
-                     help="pending|active|disabled|left")] = None) -> None:
+def members_list(
+    name: str,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    status: Annotated[str | None, typer.Option(help="pending|active|disabled|left")] = None,
+) -> None:
     """Every member of a list (all statuses unless --status)."""
     cfg = config_from(config)
     lst = cfg.list(name)
@@ -51,17 +71,29 @@ def members_list(name: str, config: ConfigOpt = None, as_json: JsonOpt = False,
                 sys.stdout.write(("," if i else "") + "\n  " + json.dumps(member_dict(m)))
             sys.stdout.write("\n]\n")
             return
-        print_table(("address", "status", "delivery", "bounce score", "joined", "left reason"),
-                    [(m.address, m.status, m.delivery, f"{m.bounce_score:g}",
-                      m.joined_at.strftime("%Y-%m-%d") if m.joined_at else "", m.left_reason)
-                     for m in members.list_members(s, lst.name, status)])
+        print_table(
+            ("address", "status", "delivery", "bounce score", "joined", "left reason"),
+            [
+                (
+                    m.address,
+                    m.status,
+                    m.delivery,
+                    f"{m.bounce_score:g}",
+                    m.joined_at.strftime("%Y-%m-%d") if m.joined_at else "",
+                    m.left_reason,
+                )
+                for m in members.list_members(s, lst.name, status)
+            ],
+        )
 
 
-def add_one(s: Session, cfg: Config, lst: ListConfig, address: str, delivery: str, name: str,
-            welcome: bool) -> str:
+def add_one(
+    s: Session, cfg: Config, lst: ListConfig, address: str, delivery: str, name: str, welcome: bool
+) -> str:
     """Add or re-activate one member; returns what happened."""
-    ctx = membership.Context(s=s, cfg=cfg, lst=lst, site=cfg.site, now=common.now(),
-                             address=address)
+    ctx = membership.Context(
+        s=s, cfg=cfg, lst=lst, site=cfg.site, now=common.now(), address=address
+    )
     result = membership.add_by_admin(ctx, address, delivery, name, send_welcome=welcome)
     membership.send_notices(ctx)
     return result
@@ -74,10 +106,13 @@ def check_delivery(delivery: str) -> None:
 
 @members_app.command("add")
 @guarded
-def members_add(name: str, addresses: list[str], config: ConfigOpt = None,
-                delivery: Annotated[str, typer.Option(help="regular|digest|alumni")] = "regular",
-                no_welcome: Annotated[bool, typer.Option(
-                    "--no-welcome", help="Send no welcome mail.")] = False) -> None:
+def members_add(
+    name: str,
+    addresses: list[str],
+    config: ConfigOpt = None,
+    delivery: Annotated[str, typer.Option(help="regular|digest|alumni")] = "regular",
+    no_welcome: Annotated[bool, typer.Option("--no-welcome", help="Send no welcome mail.")] = False,
+) -> None:
     """Add members directly (no confirmation round); they get a welcome mail unless --no-welcome."""
     cfg = config_from(config)
     lst = cfg.list(name)
@@ -103,8 +138,11 @@ def members_remove(name: str, addresses: list[str], config: ConfigOpt = None) ->
         for address in addresses:
             m = members.get_member(s, lst.name, normalise(address))
             if m is None or m.status == MemberStatus.LEFT:
-                err.print(f"listserv: {normalise(address)} is not a member of {lst.name}",
-                          markup=False, soft_wrap=True)
+                err.print(
+                    f"listserv: {normalise(address)} is not a member of {lst.name}",
+                    markup=False,
+                    soft_wrap=True,
+                )
                 missing += 1
                 continue
             members.remove(s, m, common.now(), "removed by an admin")
@@ -115,8 +153,12 @@ def members_remove(name: str, addresses: list[str], config: ConfigOpt = None) ->
 
 @members_app.command("import")
 @guarded
-def members_import(name: str, file: Path, config: ConfigOpt = None,
-                   no_welcome: Annotated[bool, typer.Option("--no-welcome")] = True) -> None:
+def members_import(
+    name: str,
+    file: Path,
+    config: ConfigOpt = None,
+    no_welcome: Annotated[bool, typer.Option("--no-welcome")] = True,
+) -> None:
     """Import members from a CSV with an 'address' column (optional 'name', 'delivery')."""
     cfg = config_from(config)
     lst = cfg.list(name)
@@ -140,20 +182,30 @@ def members_import(name: str, file: Path, config: ConfigOpt = None,
             address = row.get("address", "")
             delivery = (row.get("delivery") or "regular").lower()
             if not is_valid_address(address):
-                err.print(f"{file}:{line}: {address!r} is not an email address; skipped",
-                          markup=False, soft_wrap=True)
+                err.print(
+                    f"{file}:{line}: {address!r} is not an email address; skipped",
+                    markup=False,
+                    soft_wrap=True,
+                )
                 bad += 1
                 continue
             if delivery not in DELIVERIES:
-                err.print(f"{file}:{line}: delivery {delivery!r} is not one of "
-                          f"{', '.join(DELIVERIES)}; skipped", markup=False, soft_wrap=True)
+                err.print(
+                    f"{file}:{line}: delivery {delivery!r} is not one of "
+                    f"{', '.join(DELIVERIES)}; skipped",
+                    markup=False,
+                    soft_wrap=True,
+                )
                 bad += 1
                 continue
-            result = add_one(s, cfg, lst, normalise(address), delivery, row.get("name", ""),
-                             not no_welcome)
+            result = add_one(
+                s, cfg, lst, normalise(address), delivery, row.get("name", ""), not no_welcome
+            )
             added, skipped = added + (result == "added"), skipped + (result != "added")
-    out.print(f"imported {added} member(s) into {lst.name}; {skipped} already there; "
-              f"{bad} bad row(s) skipped")
+    out.print(
+        f"imported {added} member(s) into {lst.name}; {skipped} already there; "
+        f"{bad} bad row(s) skipped"
+    )
 
 
 @members_app.command("export")

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from listserv import moderation
-from listserv.cli.common import ConfigOpt, JsonOpt, app, config_from, guarded, iso, out
-from listserv.cli.common import print_json, print_table, store_for
 from listserv.cli import common
+from listserv.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    app,
+    config_from,
+    guarded,
+    iso,
+    out,
+    print_json,
+    print_table,
+    store_for,
+)
 from listserv.dmarc import DmarcPolicies, default_resolver
 from listserv.store import posts
 
@@ -16,18 +26,37 @@ def held(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Posts waiting for approval."""
     cfg = config_from(config)
     with store_for(cfg).session() as s:
-        rows = [{"id": p.id, "list": p.list_name, "sender": p.sender, "subject": p.subject,
-                 "received_at": iso(p.received_at), "reason": p.reason}
-                for p in posts.held_posts(s)]
+        rows = [
+            {
+                "id": p.id,
+                "list": p.list_name,
+                "sender": p.sender,
+                "subject": p.subject,
+                "received_at": iso(p.received_at),
+                "reason": p.reason,
+            }
+            for p in posts.held_posts(s)
+        ]
     if as_json:
         print_json(rows)
         return
     if not rows:
         out.print("No posts are waiting for approval.")
         return
-    print_table(("id", "list", "sender", "subject", "received", "reason"),
-                [(str(r["id"]), r["list"], r["sender"], r["subject"],
-                  (r["received_at"] or "")[:16], r["reason"]) for r in rows])
+    print_table(
+        ("id", "list", "sender", "subject", "received", "reason"),
+        [
+            (
+                str(r["id"]),
+                r["list"],
+                r["sender"],
+                r["subject"],
+                str(r["received_at"] or "")[:16],
+                r["reason"],
+            )
+            for r in rows
+        ],
+    )
 
 
 @app.command()
@@ -36,8 +65,7 @@ def approve(post_id: int, config: ConfigOpt = None) -> None:
     """Release a held post to the list."""
     cfg = config_from(config)
     with store_for(cfg).session() as s:
-        count = moderation.approve(s, cfg, post_id, common.now(),
-                                   DmarcPolicies(default_resolver()))
+        count = moderation.approve(s, cfg, post_id, common.now(), DmarcPolicies(default_resolver()))
     out.print(f"post {post_id} approved; queued for {count} member(s)")
 
 

@@ -21,25 +21,32 @@ def serve(config: ConfigOpt = None) -> None:
     from listserv.server import serve as run
 
     cfg = config_from(config)
-    logging.basicConfig(level=cfg.server.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=cfg.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(run(cfg))
 
 
 @app.command()
 @guarded
-def demo(folder: Annotated[Path, typer.Option(help="Where to put the demo list.")] = Path(
-        "listserv-demo")) -> None:
+def demo(
+    folder: Annotated[Path, typer.Option(help="Where to put the demo list.")] = Path(
+        "listserv-demo"
+    ),
+) -> None:
     """A short tour: a list with three members, a post, and a "I got a job" leave, as .eml files."""
     from listserv.demo import run_demo
 
     files = asyncio.run(run_demo(folder))
     out.print(f"The demo list lives in {folder}/ (config: {folder}/listserv.toml).")
-    out.print(f"{len(files)} message(s) were written to {folder}/var/outbox/ instead of being sent:")
+    out.print(
+        f"{len(files)} message(s) were written to {folder}/var/outbox/ instead of being sent:"
+    )
     for f in files:
         out.print(f"  {f}")
-    out.print("Open the one to bob@example.net: he said he got a job, so he was switched to "
-              "alumni mode.")
+    out.print(
+        "Open the one to bob@example.net: he said he got a job, so he was switched to alumni mode."
+    )
 
 
 @app.command("check-config")

@@ -9,12 +9,12 @@ import re
 
 from sqlmodel import Session
 
+from listserv.commands.registry import COMMANDS, Context, Outcome, lookup
 from listserv.config import Config, ListConfig, Site
 from listserv.errors import ListservError
 from listserv.membership import send_replies
 from listserv.message import Incoming
 from listserv.notices import may_auto_reply, reply
-from listserv.commands.registry import COMMANDS, Context, Outcome, lookup
 from listserv.store import members
 from listserv.text import strip_markers
 
@@ -94,16 +94,18 @@ def run(ctx: Context, lines: list[list[str]]) -> None:
 ADDRESS_COMMANDS = {"join": "join", "subscribe": "join", "leave": "leave", "unsubscribe": "leave"}
 
 
-def handle_command_mail(s: Session, cfg: Config, lst: ListConfig, site: Site, inc: Incoming,
-                        suffix: str, detail: str) -> None:
+def handle_command_mail(
+    s: Session, cfg: Config, lst: ListConfig, site: Site, inc: Incoming, suffix: str, detail: str
+) -> None:
     """Mail to -request, -join, -leave, -leave+TOKEN or -confirm+TOKEN: run it and answer once."""
     address = inc.sender
     if address is None:
         log.info("%s-%s: no sender address; ignored", lst.name, suffix)
         return
     subject, body = inc.subject, inc.text()
-    ctx = Context(s=s, cfg=cfg, lst=lst, site=site, now=inc.now, address=address,
-                  subject=subject, body=body)
+    ctx = Context(
+        s=s, cfg=cfg, lst=lst, site=site, now=inc.now, address=address, subject=subject, body=body
+    )
     if suffix == "leave" and detail:
         member = members.member_by_token(s, detail)
         if member is None or member.list_name != lst.name:

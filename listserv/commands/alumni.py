@@ -6,8 +6,9 @@ from listserv import membership
 from listserv.commands.registry import Context, Outcome, command
 
 
-@command("alumni", usage="alumni",
-         summary="Found work? Stay in touch with a low-volume monthly update.")
+@command(
+    "alumni", usage="alumni", summary="Found work? Stay in touch with a low-volume monthly update."
+)
 def alumni(ctx: Context, args: list[str]) -> Outcome:
     ctx.result("", membership.choose_alumni(ctx))
     return Outcome.CONTINUE

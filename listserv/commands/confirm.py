@@ -6,8 +6,11 @@ from listserv import membership
 from listserv.commands.registry import Context, Outcome, command
 
 
-@command("confirm", usage="confirm TOKEN",
-         summary="Confirm a request; replying to my message does the same.")
+@command(
+    "confirm",
+    usage="confirm TOKEN",
+    summary="Confirm a request; replying to my message does the same.",
+)
 def confirm(ctx: Context, args: list[str]) -> Outcome:
     if not args:
         ctx.result("", "Please add the code from the message you are confirming: 'confirm CODE'.")

@@ -9,5 +9,7 @@ from listserv.membership import Reply
 @command("help", usage="help", summary="This list of commands.")
 def help_(ctx: Context, args: list[str]) -> Outcome:
     ctx.result("", "I've sent you the list of commands in a separate message.")
-    ctx.replies.append(Reply("commands/help.txt", {"commands": sorted(COMMANDS.values(), key=lambda c: c.name)}))
+    ctx.replies.append(
+        Reply("commands/help.txt", {"commands": sorted(COMMANDS.values(), key=lambda c: c.name)})
+    )
     return Outcome.CONTINUE

@@ -18,6 +18,7 @@ POLICY_WORDS = {
 def info(ctx: Context, args: list[str]) -> Outcome:
     member = members.get_member(ctx.s, ctx.lst.name, ctx.address)
     ctx.result("", "I've sent you the list information in a separate message.")
-    ctx.replies.append(Reply("commands/info.txt", {"member": member,
-                                                   "policy": POLICY_WORDS[ctx.lst.posting]}))
+    ctx.replies.append(
+        Reply("commands/info.txt", {"member": member, "policy": POLICY_WORDS[ctx.lst.posting]})
+    )
     return Outcome.CONTINUE

@@ -6,8 +6,12 @@ from listserv import membership
 from listserv.commands.registry import Context, Outcome, command
 
 
-@command("join", aliases=("subscribe",), usage="join [digest|alumni]",
-         summary="Join this list; add 'digest' for one mail a week, 'alumni' for the monthly update.")
+@command(
+    "join",
+    aliases=("subscribe",),
+    usage="join [digest|alumni]",
+    summary="Join this list; add 'digest' for one mail a week, 'alumni' for the monthly update.",
+)
 def join(ctx: Context, args: list[str]) -> Outcome:
     ctx.result("", membership.join(ctx, args[0] if args else "regular"))
     return Outcome.CONTINUE

@@ -44,8 +44,9 @@ COMMANDS: dict[str, Command] = {}
 _WORDS: dict[str, Command] = {}
 
 
-def command(name: str, *, usage: str, summary: str,
-            aliases: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+def command(
+    name: str, *, usage: str, summary: str, aliases: tuple[str, ...] = ()
+) -> Callable[[Handler], Handler]:
     """Register an email command; a name or alias may be taken only once."""
 
     def register(fn: Handler) -> Handler:

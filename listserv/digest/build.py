@@ -11,7 +11,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.policy import SMTP, default
 from email.utils import format_datetime, make_msgid, parseaddr
-from typing import Literal
+from typing import Literal, cast
 
 from listserv.addresses import list_address
 from listserv.config import ListConfig
@@ -21,8 +21,20 @@ from listserv.text import own_lines, strip_markers
 
 # Embedded posts keep their own header folding (they go out unchanged); our headers fold as usual.
 POLICY = SMTP.clone(refold_source="none")
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December")
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 EXCERPT_CHARS = 200
 # RFC 1153: keep these headers of each enclosed message, in this order, and drop the rest.
 RFC1153_HEADERS = ("Date", "From", "To", "Cc", "Subject", "Message-ID", "Keywords")
@@ -32,19 +44,25 @@ PULSE = (  # (PeriodCounts field, label): what each figure means for someone job
     ("hiring_posts", "Posts about hiring"),
     ("layoff_posts", "Posts about layoffs"),
 )
-PERIOD_WORDS = {"Daily": ("today", "the day before"), "Weekly": ("this week", "last week"),
-                "Monthly": ("this month", "last month")}
+PERIOD_WORDS = {
+    "Daily": ("today", "the day before"),
+    "Weekly": ("this week", "last week"),
+    "Monthly": ("this month", "last month"),
+}
+
+
+Trend = Literal["up", "down", "flat"]
 
 
 @dataclass(frozen=True)
 class DigestPost:
-    raw: bytes              # the post as received (RFC 5322 bytes)
-    sender: str             # the From header value as received
-    subject: str            # decoded subject without the list prefix
-    received_at: datetime   # aware UTC
-    message_id: str         # '<...>'
-    thread_key: str         # Message-ID of the thread's first post
-    topic: str | None       # 'hiring' | 'layoff' | None
+    raw: bytes  # the post as received (RFC 5322 bytes)
+    sender: str  # the From header value as received
+    subject: str  # decoded subject without the list prefix
+    received_at: datetime  # aware UTC
+    message_id: str  # '<...>'
+    thread_key: str  # Message-ID of the thread's first post
+    topic: str | None  # 'hiring' | 'layoff' | None
 
 
 @dataclass(frozen=True)
@@ -59,15 +77,15 @@ class PeriodCounts:
 class Highlight:
     subject: str
     replies: int
-    excerpt: str            # <= EXCERPT_CHARS, addresses, phone numbers and posters' names removed
+    excerpt: str  # <= EXCERPT_CHARS, addresses, phone numbers and posters' names removed
 
 
 @dataclass(frozen=True)
 class PulseLine:
     label: str
-    shown_now: str          # 'none' | 'fewer than 3' | '12'
+    shown_now: str  # 'none' | 'fewer than 3' | '12'
     shown_before: str
-    trend: Literal["up", "down", "flat"]
+    trend: Trend
 
 
 _SINGLE = re.compile(r"^\w+$")
@@ -106,8 +124,15 @@ def digest_subject(lst: ListConfig, kind: str, period_end: datetime, count: int,
     return f"{prefix} {text}" if prefix else text
 
 
-def build_regular_digest(lst: ListConfig, domain: str, posts: Sequence[DigestPost], *,
-                         period_end: datetime, tz: tzinfo, fmt: str) -> EmailMessage:
+def build_regular_digest(
+    lst: ListConfig,
+    domain: str,
+    posts: Sequence[DigestPost],
+    *,
+    period_end: datetime,
+    tz: tzinfo,
+    fmt: str,
+) -> EmailMessage:
     """The digest of posts as one message: fmt 'mime' (multipart/digest) or 'plain' (RFC 1153)."""
     if not posts:
         raise ValueError("a digest needs at least one post; send none when there were no posts")
@@ -122,8 +147,14 @@ def build_regular_digest(lst: ListConfig, domain: str, posts: Sequence[DigestPos
         "span": _span(ordered[0].received_at, period_end, tz),
         "date": _day(period_end, tz),
         "request_address": list_address(lst.name, domain, "request"),
-        "topics": [{"number": n, "subject": _one_line(p.subject) or "(no subject)",
-                    "name": _sender_name(p.sender)} for n, p in enumerate(ordered, 1)],
+        "topics": [
+            {
+                "number": n,
+                "subject": _one_line(p.subject) or "(no subject)",
+                "name": _sender_name(p.sender),
+            }
+            for n, p in enumerate(ordered, 1)
+        ],
     }
     msg = _envelope(lst, domain, subject, period_end, tz)
     if fmt == "plain":
@@ -137,11 +168,12 @@ def build_regular_digest(lst: ListConfig, domain: str, posts: Sequence[DigestPos
     # as one more attached message or show nothing inline.
     _set_text(msg, render_text("digest/toc.txt", **ctx))
     msg.make_mixed()
-    msg.get_payload()[0]["Content-Description"] = f"Today's Topics ({ctx['count_text']})"
+    toc = next(msg.iter_parts())
+    toc["Content-Description"] = f"Today's Topics ({ctx['count_text']})"
     digest = MIMEPart(policy=POLICY)
     digest.set_payload([_attached(p) for p in ordered])
     digest["Content-Type"] = "multipart/digest"
-    msg.attach(digest)
+    msg.attach(cast(EmailMessage, digest))
     return msg
 
 
@@ -152,7 +184,7 @@ def pick_highlights(posts: Sequence[DigestPost], limit: int) -> list[Highlight]:
         threads.setdefault(p.thread_key, []).append(p)
     ranked = sorted(threads.items(), key=lambda kv: (-_replies(kv[1]), kv[1][0].received_at, kv[0]))
     names = _names(posts)
-    return [_highlight(thread, names) for _key, thread in ranked[:max(limit, 0)]]
+    return [_highlight(thread, names) for _key, thread in ranked[: max(limit, 0)]]
 
 
 def pulse_lines(current: PeriodCounts, previous: PeriodCounts) -> list[PulseLine]:
@@ -162,34 +194,52 @@ def pulse_lines(current: PeriodCounts, previous: PeriodCounts) -> list[PulseLine
         now, before = getattr(current, field), getattr(previous, field)
         # The trend compares what the reader sees, so "fewer than 3" twice never reads as a change.
         seen_now, seen_before = _visible(now), _visible(before)
-        trend = "up" if seen_now > seen_before else "down" if seen_now < seen_before else "flat"
+        trend: Trend = (
+            "up" if seen_now > seen_before else "down" if seen_now < seen_before else "flat"
+        )
         lines.append(PulseLine(label, _shown(now), _shown(before), trend))
     return lines
 
 
-def build_alumni_digest(lst: ListConfig, domain: str, posts: Sequence[DigestPost],
-                        current: PeriodCounts, previous: PeriodCounts, *,
-                        period_start: datetime, period_end: datetime, tz: tzinfo) -> EmailMessage:
+def build_alumni_digest(
+    lst: ListConfig,
+    domain: str,
+    posts: Sequence[DigestPost],
+    current: PeriodCounts,
+    previous: PeriodCounts,
+    *,
+    period_start: datetime,
+    period_end: datetime,
+    tz: tzinfo,
+) -> EmailMessage:
     """The low-volume alumni update: highlights, the pulse, and how to come back or leave."""
-    now_word, before_word = PERIOD_WORDS.get(cadence_word(lst.alumni.schedule),
-                                             ("this period", "the period before"))
+    now_word, before_word = PERIOD_WORDS.get(
+        cadence_word(lst.alumni.schedule), ("this period", "the period before")
+    )
     body = render_text(
-        "digest/alumni.txt", title=lst.display_title, span=_span(period_start, period_end, tz),
+        "digest/alumni.txt",
+        title=lst.display_title,
+        span=_span(period_start, period_end, tz),
         highlights=pick_highlights(posts, lst.alumni.highlights),
-        pulse=pulse_lines(current, previous), now_word=now_word, before_word=before_word,
+        pulse=pulse_lines(current, previous),
+        now_word=now_word,
+        before_word=before_word,
         list_address=list_address(lst.name, domain),
         request_address=list_address(lst.name, domain, "request"),
     )
-    msg = _envelope(lst, domain, digest_subject(lst, "alumni", period_end, len(posts), tz),
-                    period_end, tz)
+    msg = _envelope(
+        lst, domain, digest_subject(lst, "alumni", period_end, len(posts), tz), period_end, tz
+    )
     _set_text(msg, body)
     return msg
 
 
 # --- message parts ---------------------------------------------------------------------------
 
-def _envelope(lst: ListConfig, domain: str, subject: str, when: datetime,
-              tz: tzinfo) -> EmailMessage:
+
+def _envelope(
+    lst: ListConfig, domain: str, subject: str, when: datetime, tz: tzinfo
+) -> EmailMessage:
     msg = EmailMessage(policy=POLICY)
     msg["From"] = Address(display_name=lst.display_title, username=lst.name, domain=domain)
     msg["To"] = list_address(lst.name, domain)
@@ -207,16 +257,21 @@ def _set_text(part: MIMEPart, text: str) -> None:
 
 def _attached(post: DigestPost) -> MIMEPart:
     part = MIMEPart(policy=POLICY)
-    part.set_content(message_from_bytes(post.raw, policy=default),
-                     cte="7bit" if post.raw.isascii() else "8bit")
+    part.set_content(
+        message_from_bytes(post.raw, policy=default), cte="7bit" if post.raw.isascii() else "8bit"
+    )
     return part
 
 
 def _enclosed(post: DigestPost, tz: tzinfo) -> dict:
     """One RFC 1153 entry: the kept headers (decoded, one line each) and the text body."""
     msg = message_from_bytes(post.raw, policy=default)
-    fallback = {"Date": format_datetime(post.received_at.astimezone(tz)),
-                "From": post.sender, "Subject": post.subject, "Message-ID": post.message_id}
+    fallback = {
+        "Date": format_datetime(post.received_at.astimezone(tz)),
+        "From": post.sender,
+        "Subject": post.subject,
+        "Message-ID": post.message_id,
+    }
     headers = []
     for name in RFC1153_HEADERS:
         value = _header(msg, name) or _decoded_value(name, fallback.get(name))
@@ -229,8 +284,6 @@ def _enclosed(post: DigestPost, tz: tzinfo) -> dict:
     if attachments:
         body += f"\n\n[{_count(attachments, 'attachment')} left out of this plain-text digest]"
     return {"headers": headers, "body": body}
-
-
 
 
 def _header(msg: EmailMessage, name: str) -> str | None:
@@ -256,12 +309,17 @@ def _decoded_value(name: str, value: str | None) -> str | None:
 # --- highlights: short and impersonal --------------------------------------------------------
 
 # "Hi all," or "Dear fellow job seekers," but not "Hi, Acme is hiring 5 developers".
-_GREETING = re.compile(r"^(hi|hello|hey|dear|greetings|good (morning|afternoon|evening))\b"
-                       r"(\W+\w+){0,3}\W*$", re.IGNORECASE)
+_GREETING = re.compile(
+    r"^(hi|hello|hey|dear|greetings|good (morning|afternoon|evening))\b"
+    r"(\W+\w+){0,3}\W*$",
+    re.IGNORECASE,
+)
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
-_PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,5}\)[ .-]?)?"  # +1 (555) 123-4567
-                    r"\d{2,5}(?:[ .-]\d{2,6}){1,4}(?!\w)"
-                    r"|(?<!\w)\+?\d{9,15}(?!\w)")  # 5551234567
+_PHONE = re.compile(
+    r"(?<![\w.])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,5}\)[ .-]?)?"  # +1 (555) 123-4567
+    r"\d{2,5}(?:[ .-]\d{2,6}){1,4}(?!\w)"
+    r"|(?<!\w)\+?\d{9,15}(?!\w)"
+)  # 5551234567
 _DATE = re.compile(r"\d{1,4}[-./]\d{1,2}[-./]\d{1,4}")
 
 
@@ -290,8 +348,12 @@ def _excerpt(text: str, names: list[str]) -> str:
 def _scrub(text: str, names: list[str]) -> str:
     """Text with email addresses, phone numbers and the posters' names taken out."""
     text = _EMAIL.sub("[address]", text)
-    text = _PHONE.sub(lambda m: m[0] if _DATE.fullmatch(m[0]) or sum(c.isdigit() for c in m[0]) < 7
-                      else "[phone]", text)
+    text = _PHONE.sub(
+        lambda m: (
+            m[0] if _DATE.fullmatch(m[0]) or sum(c.isdigit() for c in m[0]) < 7 else "[phone]"
+        ),
+        text,
+    )
     for name in names:
         text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", "[name]", text)
     return re.sub(r"\[name\](?:\s+\[name\])+", "[name]", text)
@@ -312,8 +374,8 @@ def _names(posts: Sequence[DigestPost]) -> list[str]:
 def _shorten(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
-    cut = text[:limit - 1]
-    if " " in cut[limit // 2:]:
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
         cut = cut.rsplit(" ", 1)[0]
     return cut.rstrip(" ,;:.-") + "…"
 
@@ -329,6 +391,7 @@ def _visible(n: int) -> int:
 
 
 # --- small words -----------------------------------------------------------------------------
+
 
 def _sender_name(sender: str, address_if_no_name: bool = True) -> str:
     """The display name in a From value (RFC 2047 decoded), else its address."""

@@ -9,10 +9,15 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from listserv.config import Config, ListConfig
-from listserv.digest.build import DigestPost, PeriodCounts, build_alumni_digest, build_regular_digest
+from listserv.digest.build import (
+    DigestPost,
+    PeriodCounts,
+    build_alumni_digest,
+    build_regular_digest,
+)
 from listserv.errors import UsageError
 from listserv.headers import list_fields
 from listserv.posting import bare_subject
@@ -21,7 +26,6 @@ from listserv.store import Store, members, outbound, posts
 from listserv.store.tables import DigestRun, Event, Post
 
 log = logging.getLogger("listserv.digest")
-
 
 
 def digest_kind(kind: str) -> DigestKind:
@@ -33,8 +37,8 @@ def digest_kind(kind: str) -> DigestKind:
 
 
 def last_run(s: Session, list_name: str, kind: str) -> DigestRun | None:
-    q = select(DigestRun).where(DigestRun.list_name == list_name, DigestRun.kind == kind)
-    return s.exec(q.order_by(DigestRun.period_end.desc())).first()
+    q = select(DigestRun).where(col(DigestRun.list_name) == list_name, col(DigestRun.kind) == kind)
+    return s.exec(q.order_by(col(DigestRun.period_end).desc())).first()
 
 
 def next_period(s: Session, list_name: str, kind: str, now: datetime) -> tuple[datetime, datetime]:
@@ -52,46 +56,88 @@ def last_period_end(store: Store, list_name: str, kind: str, now: datetime) -> d
 
 
 def digest_post(post: Post, lst: ListConfig) -> DigestPost:
-    return DigestPost(raw=post.raw, sender=post.from_header or post.sender,
-                      subject=bare_subject(post.subject, lst.prefix), received_at=post.received_at,
-                      message_id=post.message_id, thread_key=post.thread_key or post.message_id,
-                      topic=post.topic)
+    return DigestPost(
+        raw=post.raw,
+        sender=post.from_header or post.sender,
+        subject=bare_subject(post.subject, lst.prefix),
+        received_at=post.received_at,
+        message_id=post.message_id,
+        thread_key=post.thread_key or post.message_id,
+        topic=post.topic,
+    )
 
 
 def period_counts(s: Session, list_name: str, start: datetime, end: datetime) -> PeriodCounts:
     """The alumni pulse figures for [start, end), counted in the store."""
+
     def events(kind: str) -> int:
-        q = select(func.count()).select_from(Event).where(
-            Event.list_name == list_name, Event.kind == kind, Event.at >= start, Event.at < end)
+        q = (
+            select(func.count())
+            .select_from(Event)
+            .where(
+                col(Event.list_name) == list_name,
+                col(Event.kind) == kind,
+                col(Event.at) >= start,
+                col(Event.at) < end,
+            )
+        )
         return s.exec(q).one()
 
     def topic(name: str) -> int:
-        q = select(func.count()).select_from(Post).where(
-            Post.list_name == list_name, Post.status == PostStatus.ACCEPTED, Post.topic == name,
-            Post.received_at >= start, Post.received_at < end)
+        q = (
+            select(func.count())
+            .select_from(Post)
+            .where(
+                col(Post.list_name) == list_name,
+                col(Post.status) == PostStatus.ACCEPTED,
+                col(Post.topic) == name,
+                col(Post.received_at) >= start,
+                col(Post.received_at) < end,
+            )
+        )
         return s.exec(q).one()
 
-    return PeriodCounts(joined=events(EventKind.JOIN), job_leaves=events(EventKind.JOB_LEAVE),
-                        hiring_posts=topic("hiring"), layoff_posts=topic("layoff"))
+    return PeriodCounts(
+        joined=events(EventKind.JOIN),
+        job_leaves=events(EventKind.JOB_LEAVE),
+        hiring_posts=topic("hiring"),
+        layoff_posts=topic("layoff"),
+    )
 
 
-def compose(s: Session, cfg: Config, lst: ListConfig, kind: str, start: datetime, end: datetime,
-            previous_start: datetime) -> tuple[EmailMessage, int] | None:
+def compose(
+    s: Session,
+    cfg: Config,
+    lst: ListConfig,
+    kind: str,
+    start: datetime,
+    end: datetime,
+    previous_start: datetime,
+) -> tuple[EmailMessage, int] | None:
     """The digest for [start, end) with the shared List-* fields, or None when there is nothing."""
     tz = ZoneInfo(cfg.server.timezone)
     items = [digest_post(p, lst) for p in posts.posts_between(s, lst.name, start, end)]
     if kind == DigestKind.REGULAR:
         if not items:
             return None
-        msg = build_regular_digest(lst, cfg.server.domain, items, period_end=end, tz=tz,
-                                   fmt=lst.digest.format)
+        msg = build_regular_digest(
+            lst, cfg.server.domain, items, period_end=end, tz=tz, fmt=lst.digest.format
+        )
     else:
         current = period_counts(s, lst.name, start, end)
         if not items and not current.joined and not current.job_leaves:
             return None
         previous = period_counts(s, lst.name, previous_start, start)
-        msg = build_alumni_digest(lst, cfg.server.domain, items, current, previous,
-                                  period_start=start, period_end=end, tz=tz)
+        msg = build_alumni_digest(
+            lst,
+            cfg.server.domain,
+            items,
+            current,
+            previous,
+            period_start=start,
+            period_end=end,
+            tz=tz,
+        )
     for name, value in list_fields(lst, cfg.site):
         msg[name] = value
     return msg, len(items)
@@ -107,7 +153,9 @@ def run_digest(store: Store, cfg: Config, list_name: str, kind_name: str, now: d
         start, previous_start = next_period(s, lst.name, kind, now)
         if start >= now:
             return "nothing to send: the period is empty"
-        run = DigestRun(list_name=lst.name, kind=kind, period_start=start, period_end=now, created_at=now)
+        run = DigestRun(
+            list_name=lst.name, kind=kind, period_start=start, period_end=now, created_at=now
+        )
         try:
             with s.begin_nested():  # the unique (list, kind, period_start) key: exactly once
                 s.add(run)
@@ -126,8 +174,9 @@ def run_digest(store: Store, cfg: Config, list_name: str, kind_name: str, now: d
     return f"{kind} digest with {count} post(s) queued for {queued} member(s)"
 
 
-def preview(store: Store, cfg: Config, list_name: str, kind_name: str,
-            now: datetime) -> EmailMessage | None:
+def preview(
+    store: Store, cfg: Config, list_name: str, kind_name: str, now: datetime
+) -> EmailMessage | None:
     """The digest the next run would send, without recording or sending anything."""
     lst = cfg.list(list_name)
     kind = digest_kind(kind_name)

@@ -10,7 +10,9 @@ _I = re.IGNORECASE
 MAX_CLASSIFIED_CHARS = 8_000  # the sender's words past this decide nothing; bounds the work
 
 # Conditionals, hopes and counterfactuals in the phrase's own clause.
-HYPOTHETICAL = re.compile(r"\b" + any_of("""
+HYPOTHETICAL = re.compile(
+    r"\b"
+    + any_of("""
     if | when | whenever | once | until | till | unless | whether | as soon as
     hope | hoping | hoped | hopefully | wish | wishing | fingers crossed | pray | praying
     would | could | might | should | supposed to | think | thought | almost | nearly | maybe
@@ -18,13 +20,23 @@ HYPOTHETICAL = re.compile(r"\b" + any_of("""
     si | cuando | ojal[áa] | espero | esperando | hasta que | en cuanto | quiz[áa]s? | tal vez
     quand | lorsque | dès que | j'espère | espère | jusqu'à | peut-être
     wenn | falls | sobald | hoffe | hoffentlich | vielleicht | würde | könnte | bis
-""") + r"\b|(?-i:\bmay\b)", _I)  # "may" only in lower case: not the month
-NEGATIONS = frozenset("""
+""")
+    + r"\b|(?-i:\bmay\b)",
+    _I,
+)  # "may" only in lower case: not the month
+NEGATIONS = frozenset(
+    """
     not no never nor nobody noone none without cannot neither unable failed didnt havent hasnt
     hadnt dont doesnt wasnt werent couldnt cant wont isnt aint nunca jamás sin tampoco ni pas
-    jamais ne nicht nie kein keine keinen keiner""".split())
-CLAUSE_BREAK = re.compile(r"[,:;()\[\]\"]|\s[-–—]+\s|\b" + words_of("""
-    but however though although pero aunque mais cependant aber doch jedoch""") + r"\b", _I)
+    jamais ne nicht nie kein keine keinen keiner""".split()
+)
+CLAUSE_BREAK = re.compile(
+    r"[,:;()\[\]\"]|\s[-–—]+\s|\b"
+    + words_of("""
+    but however though although pero aunque mais cependant aber doch jedoch""")
+    + r"\b",
+    _I,
+)
 WORD = re.compile(r"[\w']+")
 
 

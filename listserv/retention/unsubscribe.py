@@ -14,14 +14,16 @@ _COMMAND = any_of(r"""
     unsubscribe | unsub | remove | leave | stop | opt[ -]?out | sign ?off | cancel
     d[ée]sabonner | d[ée]sinscription | d[ée]sabonnement | baja | darme de baja
     abmelden | abmeldung | austragen""")
-UNSUBSCRIBE: tuple[re.Pattern[str], ...] = tuple(re.compile(p, _I) for p in (
-    # a whole line that is the command: "unsubscribe", "Remove me please."
-    rf"^(?:please |pls |kindly )?{_COMMAND}(?: (?:me|please|pls|now|thanks|thank you"
-    r"|from (?:this|the) list|this address))*[\s.!]*$",
-    # a line that starts with the command and gives a reason: "unsubscribe - got a job"
-    r"^(?:please |pls |kindly )?(?:unsubscribe|unsub)\b(?! (?:link|button|url|page|option"
-    r"|instructions|process|footer|feature|header|function)s?\b)",
-    any_of(r"""
+UNSUBSCRIBE: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(p, _I)
+    for p in (
+        # a whole line that is the command: "unsubscribe", "Remove me please."
+        rf"^(?:please |pls |kindly )?{_COMMAND}(?: (?:me|please|pls|now|thanks|thank you"
+        r"|from (?:this|the) list|this address))*[\s.!]*$",
+        # a line that starts with the command and gives a reason: "unsubscribe - got a job"
+        r"^(?:please |pls |kindly )?(?:unsubscribe|unsub)\b(?! (?:link|button|url|page|option"
+        r"|instructions|process|footer|feature|header|function)s?\b)",
+        any_of(r"""
         \bunsubscribe me\b | \bopt me out\b | \bcancel my (?:subscription|membership)\b
         \b(?:please|pls|plz|kindly|can you|could you) (?:\w+ )?unsubscribe\b
         \b(?:please|pls|plz|kindly|can you|could you) (?:\w+ )?(?:remove me|take me off)\b
@@ -30,7 +32,7 @@ UNSUBSCRIBE: tuple[re.Pattern[str], ...] = tuple(re.compile(p, _I) for p in (
         \bstop (?:sending|emailing|mailing) me\b | \bno more e-?mails\b
         \b(?:i'?d like|i would like|i want|i wish) to (?:unsubscribe|be removed|opt out)\b
         \b(?:i'?d like|i would like|i want|i wish) to leave (?:this|the) (?:list|group)\b"""),
-    any_of(r"""
+        any_of(r"""
         \bd[ée]sabonn(?:er|ez|e)\b | \bd[ée]sinscri(?:re|vez|s|ption)\b
         \bme retirer de (?:la|cette) liste\b | \bretirez-moi\b
         \b(?:darme|darse|dar) de baja\b | \bdenme de baja\b | \bdesuscribir(?:me)?\b
@@ -40,13 +42,17 @@ UNSUBSCRIBE: tuple[re.Pattern[str], ...] = tuple(re.compile(p, _I) for p in (
         \babmelden\b | \babbestellen\b | \baustragen\b | \btragt mich aus\b
         \bmeldet mich\b.{0,30}\bab\b
         \b(?:aus dem|vom) verteiler\b | \bvon der liste (?:nehmen|streichen|entfernen)\b"""),
-))
+    )
+)
 # Talk about unsubscribing rather than a request: how-to questions, someone else, "why do people".
-_NOT_A_REQUEST = re.compile(any_of(r"""
+_NOT_A_REQUEST = re.compile(
+    any_of(r"""
     \bhow (?:do|can|would|should|to)\b | \bwhy (?:do|did|are|is|would)\b
     \bunsubscribe (?:my (?!(?:e-?mail|address|account|self)\b)|him\b|her\b|them\b|someone|others)
     \bunsubscribe (?:people|everyone|a member|members)\b
-    \bremove (?:him|her|them|my (?:colleague|friend|coworker|boss|wife|husband|partner))\b"""), _I)
+    \bremove (?:him|her|them|my (?:colleague|friend|coworker|boss|wife|husband|partner))\b"""),
+    _I,
+)
 
 
 def is_unsubscribe_request(subject: str, body: str) -> bool:
@@ -63,7 +69,7 @@ def is_unsubscribe_request(subject: str, body: str) -> bool:
     for line in text.splitlines():
         for pattern in UNSUBSCRIBE:
             for m in pattern.finditer(line):
-                clause = line[:m.start()][clause_start(line[:m.start()]):]
+                clause = line[: m.start()][clause_start(line[: m.start()]) :]
                 if not negated(clause) and not HYPOTHETICAL.search(clause):  # "please don't ..."
                     return True
     return False

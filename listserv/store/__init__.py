@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -15,7 +16,7 @@ from listserv.errors import StorageError
 from listserv.store import tables  # noqa: F401  (registers the tables)
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Take transaction control from pysqlite so every transaction is BEGIN IMMEDIATE:
     # a deferred reader that later writes can otherwise fail with "database is locked".
     dbapi_conn.isolation_level = None
@@ -26,7 +27,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
-def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -80,3 +81,8 @@ def open_store(url: str) -> Store:
     store = Store(url)
     store.create_tables()
     return store
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an INSERT, UPDATE or DELETE touched (0 when the driver cannot say)."""
+    return max(cast(CursorResult[Any], result).rowcount or 0, 0)

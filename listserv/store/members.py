@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from listserv.states import Delivery, EventKind, MemberStatus
 from listserv.store.tables import Event, ListState, Member
@@ -29,20 +29,32 @@ def ensure_list(s: Session, name: str, now: datetime) -> ListState:
 
 
 def get_member(s: Session, list_name: str, address: str) -> Member | None:
-    return s.exec(select(Member).where(Member.list_name == list_name, Member.address == address)).first()
+    return s.exec(
+        select(Member).where(col(Member.list_name) == list_name, col(Member.address) == address)
+    ).first()
 
 
 def member_by_token(s: Session, token: str) -> Member | None:
-    return s.exec(select(Member).where(Member.token == token)).first()
+    return s.exec(select(Member).where(col(Member.token) == token)).first()
 
 
-def log_event(s: Session, list_name: str, address: str, kind: str, reason: str, now: datetime) -> None:
+def log_event(
+    s: Session, list_name: str, address: str, kind: str, reason: str, now: datetime
+) -> None:
     """Record a join, leave, mode change or bounce with its reason."""
     s.add(Event(list_name=list_name, address=address, kind=kind, reason=reason[:500], at=now))
 
 
-def upsert_member(s: Session, list_name: str, address: str, now: datetime, *, status: str,
-                  delivery: str = Delivery.REGULAR, name: str = "") -> Member:
+def upsert_member(
+    s: Session,
+    list_name: str,
+    address: str,
+    now: datetime,
+    *,
+    status: str,
+    delivery: str = Delivery.REGULAR,
+    name: str = "",
+) -> Member:
     """Create the member or reset a former one; the unsubscribe token is kept if there is one."""
     member = get_member(s, list_name, address)
     if member is None:
@@ -90,14 +102,18 @@ def set_delivery(s: Session, member: Member, delivery: str, now: datetime, reaso
 
 def list_members(s: Session, list_name: str, status: str | None = None) -> Iterator[Member]:
     """Stream a list's members in address order, optionally of one status."""
-    q = select(Member).where(Member.list_name == list_name)
+    q = select(Member).where(col(Member.list_name) == list_name)
     if status:
-        q = q.where(Member.status == status)
-    q = q.order_by(Member.address).execution_options(yield_per=1000)
+        q = q.where(col(Member.status) == status)
+    q = q.order_by(col(Member.address)).execution_options(yield_per=1000)
     yield from s.exec(q)
 
 
 def count_members(s: Session, list_name: str) -> dict[str, int]:
     """Members per status."""
-    q = select(Member.status, func.count()).where(Member.list_name == list_name).group_by(Member.status)
+    q = (
+        select(col(Member.status), func.count())
+        .where(col(Member.list_name) == list_name)
+        .group_by(col(Member.status))
+    )
     return {status: n for status, n in s.exec(q)}

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, literal, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, col, select
 
 from listserv.states import UNSENT, CopyState, MemberStatus
+from listserv.store import rowcount
 from listserv.store.tables import Delivery, Member, Outbound
 
 
@@ -31,16 +34,17 @@ class Claimed:
 COUNT_ROWS = {"preserve_rowcount": True}
 
 
-def _insert(s: Session, table):  # type: ignore[no-untyped-def]
+def _insert(s: Session, table: type[SQLModel]) -> Any:
     dialect = s.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-def add_outbound(s: Session, list_name: str, kind: str, raw: bytes, now: datetime,
-                 post_id: int | None = None) -> Outbound:
+def add_outbound(
+    s: Session, list_name: str, kind: str, raw: bytes, now: datetime, post_id: int | None = None
+) -> Outbound:
     """Store a decorated message; a post gets exactly one outbound message."""
     if post_id is not None:
-        existing = s.exec(select(Outbound).where(Outbound.post_id == post_id)).first()
+        existing = s.exec(select(Outbound).where(col(Outbound.post_id) == post_id)).first()
         if existing:
             return existing
     row = Outbound(list_name=list_name, kind=kind, raw=raw, created_at=now, post_id=post_id)
@@ -49,55 +53,106 @@ def add_outbound(s: Session, list_name: str, kind: str, raw: bytes, now: datetim
     return row
 
 
-def queue_to_members(s: Session, outbound_id: int, list_name: str, deliveries: Sequence[str],
-                     now: datetime) -> int:
+def queue_to_members(
+    s: Session, outbound_id: int, list_name: str, deliveries: Sequence[str], now: datetime
+) -> int:
     """Queue one copy per active member in the given delivery modes, inside the database.
 
     One INSERT ... SELECT, so a 100,000-member list never passes through Python; the unique
     (outbound, recipient) key makes a repeated fan-out after a crash add nothing twice.
     """
-    members = (select(literal(outbound_id), Member.id, Member.address, Member.token,
-                      literal(CopyState.QUEUED.value), literal(0), literal(now), literal(now))
-               .where(Member.list_name == list_name, Member.status == MemberStatus.ACTIVE,
-                      Member.delivery.in_(list(deliveries))))
-    cols = ["outbound_id", "member_id", "recipient", "token", "state", "attempts",
-            "created_at", "next_attempt_at"]
+    members = sa_select(
+        literal(outbound_id),
+        col(Member.id),
+        col(Member.address),
+        col(Member.token),
+        literal(CopyState.QUEUED.value),
+        literal(0),
+        literal(now),
+        literal(now),
+    ).where(
+        col(Member.list_name) == list_name,
+        col(Member.status) == MemberStatus.ACTIVE,
+        col(Member.delivery).in_(list(deliveries)),
+    )
+    cols = [
+        "outbound_id",
+        "member_id",
+        "recipient",
+        "token",
+        "state",
+        "attempts",
+        "created_at",
+        "next_attempt_at",
+    ]
     stmt = _insert(s, Delivery).from_select(cols, members).on_conflict_do_nothing()
-    return s.execute(stmt, execution_options=COUNT_ROWS).rowcount or 0
+    return rowcount(s.execute(stmt, execution_options=COUNT_ROWS))
 
 
-def queue_to_addresses(s: Session, outbound_id: int, recipients: Iterable[tuple[str, str, int | None]],
-                       now: datetime) -> int:
+def queue_to_addresses(
+    s: Session, outbound_id: int, recipients: Iterable[tuple[str, str, int | None]], now: datetime
+) -> int:
     """Queue copies to (address, token, member_id) triples; token '' means no per-member headers."""
-    rows = [dict(outbound_id=outbound_id, recipient=addr, token=token, member_id=member_id,
-                 state=CopyState.QUEUED, attempts=0, created_at=now, next_attempt_at=now)
-            for addr, token, member_id in recipients]
+    rows = [
+        dict(
+            outbound_id=outbound_id,
+            recipient=addr,
+            token=token,
+            member_id=member_id,
+            state=CopyState.QUEUED,
+            attempts=0,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        for addr, token, member_id in recipients
+    ]
     if not rows:
         return 0
     stmt = _insert(s, Delivery).values(rows).on_conflict_do_nothing()
-    return s.execute(stmt, execution_options=COUNT_ROWS).rowcount or 0
+    return rowcount(s.execute(stmt, execution_options=COUNT_ROWS))
 
 
 def claim_deliveries(s: Session, now: datetime, lease: timedelta, limit: int) -> list[Claimed]:
     """Atomically take up to limit due copies; two workers never take the same row."""
-    due = (select(Delivery.id)
-           .where(Delivery.state.in_(UNSENT), Delivery.next_attempt_at <= now,
-                  or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now))
-           .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit))
+    due = (
+        select(col(Delivery.id))
+        .where(
+            col(Delivery.state).in_(UNSENT),
+            col(Delivery.next_attempt_at) <= now,
+            or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) < now),
+        )
+        .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
+        .limit(limit)
+    )
     if s.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    stmt = (update(Delivery)
-            .where(Delivery.id.in_(due.scalar_subquery()),
-                   or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now))
-            .values(state=CopyState.SENDING, claimed_until=now + lease, attempts=Delivery.attempts + 1)
-            .returning(Delivery.id, Delivery.outbound_id, Delivery.recipient, Delivery.token,
-                       Delivery.attempts, Delivery.created_at, Delivery.member_id))
+    stmt = (
+        update(Delivery)
+        .where(
+            col(Delivery.id).in_(due.scalar_subquery()),
+            or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) < now),
+        )
+        .values(
+            state=CopyState.SENDING, claimed_until=now + lease, attempts=col(Delivery.attempts) + 1
+        )
+        .returning(
+            col(Delivery.id),
+            col(Delivery.outbound_id),
+            col(Delivery.recipient),
+            col(Delivery.token),
+            col(Delivery.attempts),
+            col(Delivery.created_at),
+            col(Delivery.member_id),
+        )
+    )
     rows = [Claimed(*row) for row in s.execute(stmt)]
     return sorted(rows, key=lambda c: c.id)
 
 
 def outbound_raw(s: Session, outbound_id: int) -> tuple[str, bytes] | None:
-    row = s.exec(select(Outbound.list_name, Outbound.raw).where(Outbound.id == outbound_id)).first()
+    row = s.exec(
+        select(col(Outbound.list_name), col(Outbound.raw)).where(col(Outbound.id) == outbound_id)
+    ).first()
     return (row[0], row[1]) if row else None
 
 
@@ -116,43 +171,68 @@ def padded_chunks(ids: Sequence[int], size: int = IN_CHUNK) -> Iterator[list[int
     ([512, 512, 512], [[1, 2, 3, 3]])
     """
     for start in range(0, len(ids), size):
-        chunk = list(ids[start:start + size])
+        chunk = list(ids[start : start + size])
         width = 1 << (len(chunk) - 1).bit_length()
         yield chunk + [chunk[-1]] * (width - len(chunk))
 
 
 def outbound_list(s: Session, outbound_id: int) -> str | None:
     """The list an outbound message belongs to, without loading its body."""
-    return s.exec(select(Outbound.list_name).where(Outbound.id == outbound_id)).first()
+    return s.exec(select(col(Outbound.list_name)).where(col(Outbound.id) == outbound_id)).first()
 
 
 def mark_sent(s: Session, ids: Sequence[int], now: datetime) -> None:
     for chunk in padded_chunks(ids):
-        s.execute(update(Delivery).where(Delivery.id.in_(chunk))
-                  .values(state=CopyState.SENT, sent_at=now, claimed_until=None, last_error=""))
+        s.execute(
+            update(Delivery)
+            .where(col(Delivery.id).in_(chunk))
+            .values(state=CopyState.SENT, sent_at=now, claimed_until=None, last_error="")
+        )
 
 
 def defer(s: Session, delivery_id: int, error: str, next_at: datetime) -> None:
-    s.execute(update(Delivery).where(Delivery.id == delivery_id)
-              .values(state=CopyState.QUEUED, next_attempt_at=next_at, claimed_until=None, last_error=error[:500]))
+    s.execute(
+        update(Delivery)
+        .where(col(Delivery.id) == delivery_id)
+        .values(
+            state=CopyState.QUEUED,
+            next_attempt_at=next_at,
+            claimed_until=None,
+            last_error=error[:500],
+        )
+    )
 
 
 def fail(s: Session, delivery_id: int, error: str) -> None:
-    s.execute(update(Delivery).where(Delivery.id == delivery_id)
-              .values(state=CopyState.FAILED, claimed_until=None, last_error=error[:500]))
+    s.execute(
+        update(Delivery)
+        .where(col(Delivery.id) == delivery_id)
+        .values(state=CopyState.FAILED, claimed_until=None, last_error=error[:500])
+    )
 
 
 def pending(s: Session, limit: int = 1000) -> list[Delivery]:
     """Copies not yet sent (waiting, in flight or deferred), oldest first."""
-    q = select(Delivery).where(Delivery.state.in_(UNSENT)).order_by(Delivery.id).limit(limit)
+    q = (
+        select(Delivery)
+        .where(col(Delivery.state).in_(UNSENT))
+        .order_by(col(Delivery.id))
+        .limit(limit)
+    )
     return list(s.exec(q))
 
 
 def counts_by_state(s: Session) -> dict[str, int]:
-    return {state: n for state, n in s.exec(select(Delivery.state, func.count()).group_by(Delivery.state))}
+    return {
+        state: n
+        for state, n in s.exec(
+            select(col(Delivery.state), func.count()).group_by(col(Delivery.state))
+        )
+    }
 
 
 def next_due(s: Session) -> datetime | None:
     """When the earliest waiting copy is due, to let an idle worker sleep until then."""
-    return s.exec(select(func.min(Delivery.next_attempt_at))
-                  .where(Delivery.state.in_(UNSENT))).first()
+    return s.exec(
+        select(func.min(col(Delivery.next_attempt_at))).where(col(Delivery.state).in_(UNSENT))
+    ).first()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from listserv.states import PostStatus
 from listserv.store.tables import Post
@@ -21,10 +21,13 @@ def is_duplicate(s: Session, list_name: str, sender: str, message_id: str, now: 
     """True when the same sender posted the same Message-ID to this list within a day."""
     if not message_id:
         return False
-    q = select(Post.id).where(Post.list_name == list_name, Post.sender == sender,
-                              Post.message_id == message_id,
-                              Post.received_at > now - timedelta(days=1),
-                              Post.status != PostStatus.DISCARDED)
+    q = select(col(Post.id)).where(
+        col(Post.list_name) == list_name,
+        col(Post.sender) == sender,
+        col(Post.message_id) == message_id,
+        col(Post.received_at) > now - timedelta(days=1),
+        col(Post.status) != PostStatus.DISCARDED,
+    )
     return s.exec(q).first() is not None
 
 
@@ -33,22 +36,29 @@ def thread_key_for(s: Session, list_name: str, in_reply_to: str, references: Seq
     for parent_id in [in_reply_to, *reversed(references)]:
         if not parent_id:
             continue
-        parent = s.exec(select(Post.thread_key).where(Post.list_name == list_name,
-                                                      Post.message_id == parent_id)).first()
+        parent = s.exec(
+            select(col(Post.thread_key)).where(
+                col(Post.list_name) == list_name, col(Post.message_id) == parent_id
+            )
+        ).first()
         if parent:
             return parent
     return references[0] if references else in_reply_to
 
 
 def held_posts(s: Session, list_name: str | None = None) -> list[Post]:
-    q = select(Post).where(Post.status == PostStatus.HELD)
+    q = select(Post).where(col(Post.status) == PostStatus.HELD)
     if list_name:
-        q = q.where(Post.list_name == list_name)
-    return list(s.exec(q.order_by(Post.id)))
+        q = q.where(col(Post.list_name) == list_name)
+    return list(s.exec(q.order_by(col(Post.id))))
 
 
 def posts_between(s: Session, list_name: str, start: datetime, end: datetime) -> list[Post]:
     """Accepted posts of a list received in [start, end), oldest first."""
-    q = select(Post).where(Post.list_name == list_name, Post.status == PostStatus.ACCEPTED,
-                           Post.received_at >= start, Post.received_at < end)
-    return list(s.exec(q.order_by(Post.received_at, Post.id)))
+    q = select(Post).where(
+        col(Post.list_name) == list_name,
+        col(Post.status) == PostStatus.ACCEPTED,
+        col(Post.received_at) >= start,
+        col(Post.received_at) < end,
+    )
+    return list(s.exec(q.order_by(col(Post.received_at), col(Post.id))))

@@ -10,8 +10,7 @@ import pytest
 from sqlmodel import select
 
 from listserv.bounces import score as bouncing
-from listserv.config import Config
-from listserv.config import Site
+from listserv.config import Config, Site
 from listserv.store import Store, members, open_store
 from listserv.store.tables import Delivery, Event, Inbound, ListState, Member, Outbound
 from tests.conftest import (
@@ -24,7 +23,7 @@ from tests.conftest import (
     wait_for,
 )
 
-DATA = Path(__file__).parent / "data" / "bounces"
+DATA = Path(__file__).parents[1] / "data" / "bounces"
 EXPECTED = json.loads((DATA / "expected.json").read_text())
 SAMPLES = sorted(EXPECTED)
 BOUNCES = f"networking-bounces@{DOMAIN}"
@@ -39,6 +38,7 @@ def sample(name: str) -> bytes:
 
 
 # --- through a running server -------------------------------------------------------------------
+
 
 def member(srv, address: str) -> Member | None:  # type: ignore[no-untyped-def]
     with srv.store.session() as s:
@@ -85,7 +85,9 @@ async def test_delayed_dsn_is_logged_as_temporary(server):
 
     await wait_for(lambda: inbound_done(server), what="the bounce to be handled")
     with server.store.session() as s:
-        kinds = [e.kind for e in s.exec(select(Event).where(Event.address == "dan@slow.example.com"))]
+        kinds = [
+            e.kind for e in s.exec(select(Event).where(Event.address == "dan@slow.example.com"))
+        ]
     assert "bounce-temporary" in kinds and "bounce" not in kinds
 
 
@@ -93,7 +95,9 @@ async def test_verp_bounce_hits_exactly_the_encoded_member(server, sink):
     """A DSN to NAME-bounces+ann=example.com@ scores ann, whatever address the DSN itself names."""
     add_members(server, "ann@example.com", "bob@example.net")
 
-    await asend(server.smtp_port, "", f"networking-bounces+ann=example.com@{DOMAIN}", sample("postfix.eml"))
+    await asend(
+        server.smtp_port, "", f"networking-bounces+ann=example.com@{DOMAIN}", sample("postfix.eml")
+    )
 
     await wait_for(lambda: inbound_done(server), what="the bounce to be handled")
     assert member(server, "ann@example.com").bounce_score == 1  # type: ignore[union-attr]
@@ -125,7 +129,9 @@ async def test_auto_reply_to_a_verp_address_is_not_a_bounce(server, sink):
         I am away until Monday.
         """)
 
-    await asend(server.smtp_port, "ann@example.com", f"networking-bounces+ann=example.com@{DOMAIN}", ooo)
+    await asend(
+        server.smtp_port, "ann@example.com", f"networking-bounces+ann=example.com@{DOMAIN}", ooo
+    )
 
     await wait_for(lambda: inbound_done(server), what="the message to be handled")
     assert member(server, "ann@example.com").bounce_score == 0  # type: ignore[union-attr]
@@ -149,8 +155,10 @@ async def test_synchronous_5xx_from_the_relay_counts_as_a_bounce(server, sink):
 
     await asend(server.smtp_port, "ann@example.com", f"networking@{DOMAIN}", POST)
 
-    await wait_for(lambda: member(server, "ann@example.com").bounce_score == 1,  # type: ignore[union-attr]
-                   what="the refused copy to be scored")
+    await wait_for(
+        lambda: member(server, "ann@example.com").bounce_score == 1,  # type: ignore[union-attr]
+        what="the refused copy to be scored",
+    )
     [copy] = queued_copies(server)
     assert copy.state == "failed" and "550" in copy.last_error
     with server.store.session() as s:
@@ -165,7 +173,9 @@ async def test_temporary_4xx_from_the_relay_scores_nothing_and_is_retried(server
 
     await asend(server.smtp_port, "ann@example.com", f"networking@{DOMAIN}", POST)
 
-    await wait_for(lambda: any("451" in d.last_error for d in queued_copies(server)), what="a deferral")
+    await wait_for(
+        lambda: any("451" in d.last_error for d in queued_copies(server)), what="a deferral"
+    )
     [copy] = queued_copies(server)
     assert copy.state in ("queued", "sending")
     assert member(server, "ann@example.com").bounce_score == 0  # type: ignore[union-attr]
@@ -188,8 +198,10 @@ async def test_back_re_enables_a_disabled_member(server, sink):
 
     await asend(server.smtp_port, "bob@example.net", f"networking-request@{DOMAIN}", back)
 
-    await wait_for(lambda: member(server, "bob@example.net").status == "active",  # type: ignore[union-attr]
-                   what="bob to be re-enabled")
+    await wait_for(
+        lambda: member(server, "bob@example.net").status == "active",  # type: ignore[union-attr]
+        what="bob to be re-enabled",
+    )
     assert member(server, "bob@example.net").bounce_score == 0  # type: ignore[union-attr]
     await wait_for(lambda: sink.to("bob@example.net"), what="the reply to bob")
     sink.clear()
@@ -199,11 +211,14 @@ async def test_back_re_enables_a_disabled_member(server, sink):
 
 # --- against the store with a frozen clock ------------------------------------------------------
 
+
 @pytest.fixture
 def bcfg(tmp_path: Path) -> Config:
     """A list that disables at 3 points, probes twice and forgets scores after 7 days."""
-    return make_config(tmp_path, list_extra="bounce_threshold = 3\nbounce_warnings = 2\n"
-                                             "bounce_score_reset_days = 7\n")
+    return make_config(
+        tmp_path,
+        list_extra="bounce_threshold = 3\nbounce_warnings = 2\nbounce_score_reset_days = 7\n",
+    )
 
 
 @pytest.fixture
@@ -220,8 +235,14 @@ def bstore(bcfg: Config) -> Store:
 def bounce(store: Store, cfg: Config, when: datetime, address: str = "bob@example.net") -> None:
     """A permanent VERP bounce for address arriving at `when`."""
     with store.session() as s:
-        bouncing.handle_bounce(s, cfg.lists["networking"], Site.of(cfg.server), sample("postfix.eml"),
-                               address.replace("@", "="), when)
+        bouncing.handle_bounce(
+            s,
+            cfg.lists["networking"],
+            Site.of(cfg.server),
+            sample("postfix.eml"),
+            address.replace("@", "="),
+            when,
+        )
 
 
 def maintain(store: Store, cfg: Config, when: datetime) -> None:
@@ -239,8 +260,12 @@ def bob(store: Store) -> Member:
 def mail_to(store: Store, address: str) -> list[str]:
     """Subjects of every message queued to address, oldest first."""
     with store.session() as s:
-        q = select(Outbound.raw).join(Delivery, Delivery.outbound_id == Outbound.id).where(
-            Delivery.recipient == address).order_by(Delivery.id)
+        q = (
+            select(Outbound.raw)
+            .join(Delivery, Delivery.outbound_id == Outbound.id)
+            .where(Delivery.recipient == address)
+            .order_by(Delivery.id)
+        )
         # strip(): CPython keeps the blank before a Subject folded right after its colon
         return [str(parse_bytes(raw)["Subject"]).strip() for raw in s.exec(q)]
 
@@ -265,9 +290,11 @@ def test_reaching_the_threshold_disables_and_tells_the_member_and_the_owners(bcf
     m = bob(bstore)
     assert (m.status, m.bounce_score) == ("disabled", 3)
     assert mail_to(bstore, "bob@example.net") == [
-        "Mail from Tri-County Job Seekers Networking to you is bouncing"]
+        "Mail from Tri-County Job Seekers Networking to you is bouncing"
+    ]
     assert mail_to(bstore, OWNER) == [
-        "Delivery to bob@example.net paused on Tri-County Job Seekers Networking"]
+        "Delivery to bob@example.net paused on Tri-County Job Seekers Networking"
+    ]
     with bstore.session() as s:
         kinds = [e.kind for e in s.exec(select(Event).where(Event.address == "bob@example.net"))]
     assert kinds.count("bounce") == 3 and kinds.count("disabled") == 1
@@ -280,7 +307,9 @@ def test_disabled_member_gets_no_posts(bcfg, bstore):
     for day in range(3):
         bounce(bstore, bcfg, MON + day * DAY)
     with bstore.session() as s:
-        out = queue.add_outbound(s, "networking", "post", b"Subject: x\r\n\r\nhi\r\n", MON + 3 * DAY)
+        out = queue.add_outbound(
+            s, "networking", "post", b"Subject: x\r\n\r\nhi\r\n", MON + 3 * DAY
+        )
         assert queue.queue_to_members(s, out.id, "networking", ("regular",), MON + 3 * DAY) == 1
         [copy] = s.exec(select(Delivery).where(Delivery.outbound_id == out.id))
     assert copy.recipient == "ann@example.com"
@@ -334,8 +363,13 @@ def test_maintain_removes_after_the_last_probe_bounced(bcfg, bstore):
     assert mail_to(bstore, "bob@example.net").count(PROBE) == 2
     assert (m.left_at.date() - first.date()).days == 14  # type: ignore[union-attr]
     with bstore.session() as s:
-        probes = list(s.exec(select(Delivery.created_at).join(Outbound, Outbound.id == Delivery.outbound_id)
-                             .where(Delivery.recipient == "bob@example.net", Outbound.kind == "notice")))
+        probes = list(
+            s.exec(
+                select(Delivery.created_at)
+                .join(Outbound, Outbound.id == Delivery.outbound_id)
+                .where(Delivery.recipient == "bob@example.net", Outbound.kind == "notice")
+            )
+        )
     assert len(probes) == 3  # the disabled notice and two probes
 
 

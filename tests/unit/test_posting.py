@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from listserv.config import parse_config
-from listserv.config import Site
+from listserv.config import Site, parse_config
 from listserv.posting import decorate
 from tests.conftest import config_text, make_message, parse_bytes
 
@@ -39,7 +38,9 @@ def test_delivery_traces_and_other_lists_fields_are_stripped():
     msg = parse_bytes(decorate(RAW, lst(), SITE))
     for name in ("Return-Path", "Delivered-To", "X-Original-To"):
         assert msg[name] is None
-    assert msg.get_all("List-Id") == ["Tri-County Job Seekers Networking <networking.lists.example.org>"]
+    assert msg.get_all("List-Id") == [
+        "Tri-County Job Seekers Networking <networking.lists.example.org>"
+    ]
     assert msg["List-Unsubscribe"] is None, "the per-member field is added at delivery"
     assert msg.get_all("Precedence") == ["list"]
 

@@ -11,7 +11,7 @@ from listserv.config import load_config, parse_config
 from listserv.errors import ConfigError
 from tests.conftest import config_text, make_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
@@ -47,8 +47,12 @@ def test_defaults_fill_everything_not_set(tmp_path):
     assert server.retry_seconds == 5 * 86400 and server.retry_initial_seconds == 30
     lst = cfg.list("networking")
     assert lst.name == "networking" and lst.owners == ("owner@example.org",)
-    assert (lst.posting, lst.nonmember_posts, lst.subscription, lst.reply_to) == \
-        ("members", "hold", "confirm", "list")
+    assert (lst.posting, lst.nonmember_posts, lst.subscription, lst.reply_to) == (
+        "members",
+        "hold",
+        "confirm",
+        "list",
+    )
     assert lst.prefix == "[networking] " and lst.display_title == "networking"
     assert lst.digest.schedule == "0 8 * * mon" and lst.alumni.on_job_leave == "alumni"
 
@@ -67,14 +71,17 @@ def test_example_config_validates():
     assert cfg.server.relay.startswith("outbox:")
 
 
-@pytest.mark.parametrize(("snippet", "expected"), [
-    ('[server]\nmax_message_bytes = "big"\n', "server.max_message_bytes = 'big'"),
-    ('[server]\nlistenn = "x"\n', "server.listenn is not a known setting"),
-    ('[lists.a]\nowners = ["not an address"]\n', "lists.a.owners"),
-    ('[lists.a.digest]\nschedule = "every monday"\n', "lists.a.digest.schedule"),
-    ('[lists.a]\n[lists.A]\n', "same list"),
-    ('[server\n', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        ('[server]\nmax_message_bytes = "big"\n', "server.max_message_bytes = 'big'"),
+        ('[server]\nlistenn = "x"\n', "server.listenn is not a known setting"),
+        ('[lists.a]\nowners = ["not an address"]\n', "lists.a.owners"),
+        ('[lists.a.digest]\nschedule = "every monday"\n', "lists.a.digest.schedule"),
+        ("[lists.a]\n[lists.A]\n", "same list"),
+        ("[server\n", "not valid TOML"),
+    ],
+)
 def test_bad_config_names_file_key_and_problem(tmp_path, snippet, expected):
     """Each kind of mistake is a ConfigError naming the file and the key path."""
     path = tmp_path / "bad.toml"
@@ -107,8 +114,10 @@ async def test_reload_with_a_bad_file_keeps_the_old_config(tmp_path):
         cfg.path.write_text(cfg.path.read_text() + "\n[lists.broken]\nposting = 42\n")
         srv.reload()
         assert srv.cfg is cfg
-        good = config_text(list_extra='posting = "open"\n', name="networking") + \
-            '\n[lists.jobs]\nowners = ["owner@example.org"]\n'
+        good = (
+            config_text(list_extra='posting = "open"\n', name="networking")
+            + '\n[lists.jobs]\nowners = ["owner@example.org"]\n'
+        )
         cfg.path.write_text(good)
         srv.reload()
         assert srv.cfg is not cfg

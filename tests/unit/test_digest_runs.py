@@ -28,7 +28,7 @@ from tests.conftest import (
     parse_bytes,
     wait_for,
 )
-from tests.pgcluster import pg_cluster, skip_reason  # noqa: F401  (fixture)
+from tests.pgcluster import skip_reason
 
 WEEK_AGO = NOW - timedelta(days=7)
 REGULAR, DIGEST, ALUMNI = "reg@example.com", "dig@example.net", "alu@example.org"
@@ -36,20 +36,33 @@ REGULAR, DIGEST, ALUMNI = "reg@example.com", "dig@example.net", "alu@example.org
 
 # --- helpers -----------------------------------------------------------------------------------
 
+
 def seed_list(store: Store, first_seen: datetime) -> None:
     """The list row, first seen at a known time, and one active member in each delivery mode."""
     with store.session() as s:
         s.add(ListState(name="networking", first_seen=first_seen))
         for address, delivery in ((REGULAR, "regular"), (DIGEST, "digest"), (ALUMNI, "alumni")):
-            members.upsert_member(s, "networking", address, first_seen, status="active", delivery=delivery)
-        members.upsert_member(s, "networking", "gone@example.com", first_seen, status="left",
-                              delivery="digest")
-        members.upsert_member(s, "networking", "paused@example.com", first_seen, status="disabled",
-                              delivery="digest")
+            members.upsert_member(
+                s, "networking", address, first_seen, status="active", delivery=delivery
+            )
+        members.upsert_member(
+            s, "networking", "gone@example.com", first_seen, status="left", delivery="digest"
+        )
+        members.upsert_member(
+            s, "networking", "paused@example.com", first_seen, status="disabled", delivery="digest"
+        )
 
 
-def add_post(store: Store, subject: str, when: datetime, *, sender: str = "Ann Lee <ann@example.com>",
-             topic: str | None = None, status: str = "accepted", list_name: str = "networking") -> None:
+def add_post(
+    store: Store,
+    subject: str,
+    when: datetime,
+    *,
+    sender: str = "Ann Lee <ann@example.com>",
+    topic: str | None = None,
+    status: str = "accepted",
+    list_name: str = "networking",
+) -> None:
     """A post row as the inbound worker would have stored it."""
     mid = f"<{abs(hash((subject, when)))}@example.com>"
     raw = make_message(f"""
@@ -57,14 +70,25 @@ def add_post(store: Store, subject: str, when: datetime, *, sender: str = "Ann L
         To: networking@{DOMAIN}
         Subject: [networking] {subject}
         Message-ID: {mid}
-        Date: {when.strftime('%a, %d %b %Y %H:%M:%S +0000')}
+        Date: {when.strftime("%a, %d %b %Y %H:%M:%S +0000")}
 
         Text of the post about {subject}.
         """)
     with store.session() as s:
-        s.add(Post(list_name=list_name, message_id=mid, sender="ann@example.com", from_header=sender,
-                   subject=f"[networking] {subject}", received_at=when, raw=raw, status=status,
-                   topic=topic, thread_key=mid))
+        s.add(
+            Post(
+                list_name=list_name,
+                message_id=mid,
+                sender="ann@example.com",
+                from_header=sender,
+                subject=f"[networking] {subject}",
+                received_at=when,
+                raw=raw,
+                status=status,
+                topic=topic,
+                thread_key=mid,
+            )
+        )
 
 
 def add_event(store: Store, kind: str, when: datetime, list_name: str = "networking") -> None:
@@ -99,6 +123,7 @@ def world(cfg: Config, store: Store) -> Store:
 
 # --- the regular digest ------------------------------------------------------------------------
 
+
 def test_two_posts_make_one_mime_digest_queued_to_digest_members_only(cfg, world):
     """Two posts, then a run: one multipart/mixed digest (TOC + multipart/digest) for digest members."""
     add_post(world, "Job fair on Friday", NOW - timedelta(days=5))
@@ -115,12 +140,16 @@ def test_two_posts_make_one_mime_digest_queued_to_digest_members_only(cfg, world
     assert msg.get_content_type() == "multipart/mixed"
     toc, digest = msg.get_payload()
     assert toc.get_content_type() == "text/plain"
-    assert "Job fair on Friday" in toc.get_content() and "Acme is hiring analysts" in toc.get_content()
+    assert (
+        "Job fair on Friday" in toc.get_content() and "Acme is hiring analysts" in toc.get_content()
+    )
     assert digest.get_content_type() == "multipart/digest"
     enclosed = digest.get_payload()
     assert [p.get_content_type() for p in enclosed] == ["message/rfc822", "message/rfc822"]
     assert [p.get_payload()[0]["Subject"] for p in enclosed] == [
-        "[networking] Job fair on Friday", "[networking] Acme is hiring analysts"]
+        "[networking] Job fair on Friday",
+        "[networking] Acme is hiring analysts",
+    ]
 
 
 def test_second_run_right_after_sends_nothing(cfg, world):
@@ -128,7 +157,10 @@ def test_second_run_right_after_sends_nothing(cfg, world):
     add_post(world, "Job fair on Friday", NOW - timedelta(days=5))
     run_digest(world, cfg, "networking", "regular", NOW)
 
-    assert run_digest(world, cfg, "networking", "regular", NOW) == "nothing to send: the period is empty"
+    assert (
+        run_digest(world, cfg, "networking", "regular", NOW)
+        == "nothing to send: the period is empty"
+    )
     later = run_digest(world, cfg, "networking", "regular", NOW + timedelta(minutes=5))
     assert later == "nothing to report this period: nothing sent"
     assert len(digests(world)) == 1
@@ -151,7 +183,10 @@ def test_run_with_no_posts_sends_nothing_and_held_posts_do_not_count(cfg, world)
     """Only accepted posts go into a digest; a period without any sends none."""
     add_post(world, "Held for moderation", NOW - timedelta(days=1), status="held")
 
-    assert run_digest(world, cfg, "networking", "regular", NOW) == "nothing to report this period: nothing sent"
+    assert (
+        run_digest(world, cfg, "networking", "regular", NOW)
+        == "nothing to report this period: nothing sent"
+    )
     assert digests(world) == []
 
 
@@ -182,6 +217,7 @@ def test_plain_format_is_one_rfc1153_text_message(tmp_path):
 
 # --- alumni ------------------------------------------------------------------------------------
 
+
 def test_alumni_members_get_only_the_alumni_digest(cfg, world):
     """The regular digest goes to digest members, the alumni update to alumni members, never crossed."""
     add_post(world, "Acme is hiring analysts", NOW - timedelta(days=2), topic="hiring")
@@ -205,8 +241,15 @@ def pulse_world(cfg: Config, store: Store) -> Store:
     """October (the previous run) and November with hand-counted joins, job-leaves and topics."""
     seed_list(store, datetime(2026, 9, 1, tzinfo=UTC))
     with store.session() as s:
-        s.add(DigestRun(list_name="networking", kind="alumni", period_start=OCT_1, period_end=NOV_1,
-                        created_at=NOV_1))
+        s.add(
+            DigestRun(
+                list_name="networking",
+                kind="alumni",
+                period_start=OCT_1,
+                period_end=NOV_1,
+                created_at=NOV_1,
+            )
+        )
     day = timedelta(days=1)
     # November (this period): 4 joins, 2 job-leaves, 3 hiring posts, 0 layoff posts.
     for when in (NOV_1, NOV_1 + 2 * day, NOV_1 + 10 * day, DEC_1 - timedelta(seconds=1)):
@@ -223,7 +266,7 @@ def pulse_world(cfg: Config, store: Store) -> Store:
     for n in range(2):
         add_post(store, f"Layoffs at plant {n}", OCT_1 + (10 + n) * day, topic="layoff")
     # Things that must not be counted anywhere.
-    add_event(store, "join", DEC_1)                        # belongs to the next period
+    add_event(store, "join", DEC_1)  # belongs to the next period
     add_event(store, "join", datetime(2026, 9, 15, tzinfo=UTC))  # before both periods
     add_event(store, "join", NOV_1 + day, list_name="other")
     add_event(store, "leave", NOV_1 + day)
@@ -237,12 +280,16 @@ def test_period_counts_match_the_hand_counted_fixtures(pulse_world):
     """joins = 'join' events, job-leaves = 'job-leave' events, hiring/layoff = accepted posts' topic."""
     with pulse_world.session() as s:
         assert period_counts(s, "networking", NOV_1, DEC_1) == PeriodCounts(
-            joined=4, job_leaves=2, hiring_posts=3, layoff_posts=0)
+            joined=4, job_leaves=2, hiring_posts=3, layoff_posts=0
+        )
         assert period_counts(s, "networking", OCT_1, NOV_1) == PeriodCounts(
-            joined=1, job_leaves=5, hiring_posts=0, layoff_posts=2)
+            joined=1, job_leaves=5, hiring_posts=0, layoff_posts=2
+        )
 
 
-def test_alumni_pulse_shows_each_figure_beside_the_previous_period_with_small_counts_masked(cfg, pulse_world):
+def test_alumni_pulse_shows_each_figure_beside_the_previous_period_with_small_counts_masked(
+    cfg, pulse_world
+):
     """The alumni update's pulse reads this month against last month; counts under 3 are masked."""
     outcome = run_digest(pulse_world, cfg, "networking", "alumni", DEC_1)
 
@@ -253,7 +300,7 @@ def test_alumni_pulse_shows_each_figure_beside_the_previous_period_with_small_co
     assert msg["Subject"] == "[networking] Alumni update, November 2026"
     text = msg.get_content().replace("\r\n", "\n")
     lines = [line.strip() for line in text.splitlines()]
-    pulse = lines[lines.index("The pulse"):]
+    pulse = lines[lines.index("The pulse") :]
     assert "4 this month, fewer than 3 last month: up" in pulse
     assert "Fewer than 3 this month, 5 last month: down" in pulse
     assert "3 this month, none last month: up" in pulse
@@ -267,7 +314,10 @@ def test_alumni_run_with_nothing_to_report_sends_nothing(cfg, world):
     add_event(world, "bounce", NOW - timedelta(days=2))
     add_post(world, "Held post", NOW - timedelta(days=1), status="held", topic="hiring")
 
-    assert run_digest(world, cfg, "networking", "alumni", NOW) == "nothing to report this period: nothing sent"
+    assert (
+        run_digest(world, cfg, "networking", "alumni", NOW)
+        == "nothing to report this period: nothing sent"
+    )
     assert digests(world) == []
 
 
@@ -275,7 +325,10 @@ def test_alumni_run_with_only_a_join_still_sends_the_pulse(cfg, world):
     """A quiet list with a new join still has news for alumni."""
     add_event(world, "join", NOW - timedelta(days=2))
 
-    assert run_digest(world, cfg, "networking", "alumni", NOW) == "alumni digest with 0 post(s) queued for 1 member(s)"
+    assert (
+        run_digest(world, cfg, "networking", "alumni", NOW)
+        == "alumni digest with 0 post(s) queued for 1 member(s)"
+    )
     [out] = digests(world)
     assert "The list was quiet this month" in parse_bytes(out.raw).get_content()
 
@@ -287,7 +340,10 @@ def test_alumni_run_on_a_list_with_alumni_disabled_sends_nothing(tmp_path):
     try:
         seed_list(store, WEEK_AGO)
         add_event(store, "join", NOW - timedelta(days=2))
-        assert run_digest(store, cfg, "networking", "alumni", NOW) == "alumni mode is off for this list: nothing sent"
+        assert (
+            run_digest(store, cfg, "networking", "alumni", NOW)
+            == "alumni mode is off for this list: nothing sent"
+        )
         assert digests(store) == []
     finally:
         store.dispose()
@@ -309,6 +365,7 @@ def test_preview_matches_what_a_run_would_send(tmp_path):
 
 
 # --- exactly once ------------------------------------------------------------------------------
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path: Path) -> Iterator[str]:
@@ -346,8 +403,10 @@ def test_concurrent_runs_for_the_same_period_send_one_digest(cfg, database_url):
         assert len(outcomes) == 2
         sent, other = sorted(outcomes, reverse=True)
         assert sent == "regular digest with 2 post(s) queued for 1 member(s)"
-        assert other in ("already sent by another run for this period",  # lost the unique-key race
-                         "nothing to send: the period is empty")  # ran after the winner committed
+        assert other in (
+            "already sent by another run for this period",  # lost the unique-key race
+            "nothing to send: the period is empty",
+        )  # ran after the winner committed
         [out] = digests(seed)
         assert recipients(seed, out.id) == [DIGEST]
     finally:
@@ -356,6 +415,7 @@ def test_concurrent_runs_for_the_same_period_send_one_digest(cfg, database_url):
 
 
 # --- the CLI -----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def frozen_cli(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
@@ -390,8 +450,9 @@ def test_cli_digest_send_alumni_kind(cfg, world, frozen_cli):
     """`--kind alumni` sends the alumni update to alumni members."""
     add_event(world, "job-leave", NOW - timedelta(days=3))
 
-    result = frozen_cli.invoke(cli.app, ["digest", "send", "networking", "--kind", "alumni",
-                                         "--config", str(cfg.path)])
+    result = frozen_cli.invoke(
+        cli.app, ["digest", "send", "networking", "--kind", "alumni", "--config", str(cfg.path)]
+    )
 
     assert result.exit_code == 0, result.output
     assert "alumni digest with 0 post(s) queued for 1 member(s)" in result.output
@@ -432,7 +493,9 @@ def test_cli_digest_preview_prints_without_recording_and_a_send_still_sends(cfg,
 
 def test_cli_digest_preview_with_nothing_says_so(cfg, world, frozen_cli):
     """`digest preview` with no posts prints that there is nothing to send."""
-    result = frozen_cli.invoke(cli.app, ["digest", "preview", "networking", "--config", str(cfg.path)])
+    result = frozen_cli.invoke(
+        cli.app, ["digest", "preview", "networking", "--config", str(cfg.path)]
+    )
 
     assert result.exit_code == 0
     assert "Nothing to send" in result.output
@@ -450,7 +513,9 @@ POST = make_message("""
     """)
 
 
-async def test_post_goes_to_regular_members_and_waits_in_the_digest_for_digest_members(server, sink):
+async def test_post_goes_to_regular_members_and_waits_in_the_digest_for_digest_members(
+    server, sink
+):
     """Regular members get the post at once; digest and alumni members get no copy of it."""
     add_members(server, "ann@example.com", "bob@example.net")
     add_members(server, "dora@example.org", delivery="digest")
@@ -473,18 +538,22 @@ async def test_digest_reaches_digest_member_with_list_id_and_own_unsubscribe(ser
     await asend(server.smtp_port, "ann@example.com", f"networking@{DOMAIN}", POST)
     await wait_for(lambda: sink.to("ann@example.com"), what="the post copy")
 
-    outcome = await asyncio.to_thread(run_digest, server.store, server.cfg, "networking", "regular",
-                                      datetime.now(UTC))
+    outcome = await asyncio.to_thread(
+        run_digest, server.store, server.cfg, "networking", "regular", datetime.now(UTC)
+    )
     server.deliverer.wake()
 
     assert outcome == "regular digest with 1 post(s) queued for 2 member(s)"
-    await wait_for(lambda: sink.to("dora@example.org") and sink.to("dan@example.org"), what="the digest")
+    await wait_for(
+        lambda: sink.to("dora@example.org") and sink.to("dan@example.org"), what="the digest"
+    )
     copy = sink.to("dora@example.org")[0]
     msg = copy.msg
     assert msg["List-Id"] == "Tri-County Job Seekers Networking <networking.lists.example.org>"
     token = token_of(server.store, "dora@example.org")
-    assert msg["List-Unsubscribe"] == (f"<http://127.0.0.1:8080/u/{token}>, "
-                                       f"<mailto:networking-leave+{token}@{DOMAIN}>")
+    assert msg["List-Unsubscribe"] == (
+        f"<http://127.0.0.1:8080/u/{token}>, <mailto:networking-leave+{token}@{DOMAIN}>"
+    )
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert sink.to("dan@example.org")[0].msg["List-Unsubscribe"] != msg["List-Unsubscribe"]
     assert copy.mail_from == f"networking-bounces+dora=example.org@{DOMAIN}"

@@ -92,7 +92,9 @@ async def test_relay_saying_451_defers_copies_then_each_member_gets_exactly_one(
     assert sink.messages == []
 
     sink.answer = "250 OK"
-    await wait_for(lambda: len(copies(sink, "Deferred post")) == 3, timeout=15, what="delivery after recovery")
+    await wait_for(
+        lambda: len(copies(sink, "Deferred post")) == 3, timeout=15, what="delivery after recovery"
+    )
     await asyncio.sleep(0.5)
     assert copies(sink, "Deferred post") == {m: 1 for m in MEMBERS}
     assert [r for r in queue_json(server.cfg.path) if r["recipient"] in MEMBERS] == []
@@ -114,7 +116,9 @@ async def test_relay_down_then_restarted_on_the_same_port_resumes_delivery(serve
     finally:
         sink.controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
         sink.controller.start()
-    await wait_for(lambda: len(copies(sink, "Relay outage")) == 3, timeout=15, what="delivery after restart")
+    await wait_for(
+        lambda: len(copies(sink, "Relay outage")) == 3, timeout=15, what="delivery after restart"
+    )
     await asyncio.sleep(0.5)
     assert copies(sink, "Relay outage") == {m: 1 for m in MEMBERS}
 
@@ -135,8 +139,9 @@ async def test_relay_5xx_fails_the_copy_and_raises_the_bounce_score(server, sink
 
     def failed_row() -> Delivery | None:
         with server.store.session() as s:
-            return s.exec(select(Delivery).where(Delivery.recipient == refused,
-                                                 Delivery.state == "failed")).first()
+            return s.exec(
+                select(Delivery).where(Delivery.recipient == refused, Delivery.state == "failed")
+            ).first()
 
     row = await wait_for(failed_row, what="the refused copy marked failed")
     assert "550" in row.last_error and row.attempts == 1  # type: ignore[union-attr]
@@ -154,6 +159,7 @@ async def test_relay_5xx_fails_the_copy_and_raises_the_bounce_score(server, sink
 
 # -- kill -9 durability ----------------------------------------------------------------------
 
+
 def utc(iso: str) -> datetime:
     """A stored timestamp as an aware UTC datetime (SQLite hands back naive ones)."""
     value = datetime.fromisoformat(iso)
@@ -167,15 +173,24 @@ def closed_port() -> int:
 
 def write_config(folder: Path, relay_port: int, smtp_port: int, http_port: int) -> Path:
     path = folder / "listserv.toml"
-    path.write_text(config_text(relay=f"smtp://127.0.0.1:{relay_port}", listen=f"127.0.0.1:{smtp_port}",
-                                http=f"127.0.0.1:{http_port}"))
+    path.write_text(
+        config_text(
+            relay=f"smtp://127.0.0.1:{relay_port}",
+            listen=f"127.0.0.1:{smtp_port}",
+            http=f"127.0.0.1:{http_port}",
+        )
+    )
     return path
 
 
 def start_server(config: Path, log: Path) -> subprocess.Popen:
     with log.open("ab") as fh:
-        return subprocess.Popen([sys.executable, "-m", "listserv", "serve", "--config", str(config)],
-                                stdout=fh, stderr=subprocess.STDOUT, cwd=config.parent)
+        return subprocess.Popen(
+            [sys.executable, "-m", "listserv", "serve", "--config", str(config)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=config.parent,
+        )
 
 
 def wait_listening(port: int, proc: subprocess.Popen, log: Path, timeout: float = 20) -> None:
@@ -212,15 +227,19 @@ def test_kill_9_after_250_loses_nothing_and_sends_nothing_twice(tmp_path, sink):
     proc = start_server(config, log)
     try:
         wait_listening(smtp_port, proc, log)
-        refused = send(smtp_port, "m0@example.org", LIST, post("Survives kill -9", "kill-1", "m0@example.org"))
+        refused = send(
+            smtp_port, "m0@example.org", LIST, post("Survives kill -9", "kill-1", "m0@example.org")
+        )
         assert refused == {}
 
         def all_deferred() -> bool:
             # Kill only when no retry is imminent, so no copy is left claimed (leased) by the dead process.
             soon = datetime.now(UTC) + timedelta(seconds=0.5)
             rows = [r for r in queue_json(config) if r["recipient"] in members]
-            return len(rows) == 5 and all(r["state"] == "queued" and r["last_error"] and
-                                          utc(r["next_attempt_at"]) > soon for r in rows)
+            return len(rows) == 5 and all(
+                r["state"] == "queued" and r["last_error"] and utc(r["next_attempt_at"]) > soon
+                for r in rows
+            )
 
         poll(all_deferred, 20, "five copies deferred (relay unreachable)")
     finally:
@@ -233,7 +252,9 @@ def test_kill_9_after_250_loses_nothing_and_sends_nothing_twice(tmp_path, sink):
     proc = start_server(config, log)
     try:
         wait_listening(smtp_port, proc, log)
-        poll(lambda: len(copies(sink, "Survives kill -9")) == 5, 20, "five copies after the restart")
+        poll(
+            lambda: len(copies(sink, "Survives kill -9")) == 5, 20, "five copies after the restart"
+        )
         time.sleep(1.0)
         assert copies(sink, "Survives kill -9") == {m: 1 for m in members}
         assert [r for r in queue_json(config) if r["recipient"] in members] == []
@@ -262,11 +283,14 @@ class _DownRelay:
         return None
 
 
-async def test_unreachable_relay_defers_a_whole_pass_after_one_try_per_connection(cfg, store, monkeypatch):
+async def test_unreachable_relay_defers_a_whole_pass_after_one_try_per_connection(
+    cfg, store, monkeypatch
+):
     """With the relay down, a pass defers every due copy without dialling the relay for each."""
     import listserv.delivery as delivery
     from listserv.delivery import Deliverer
-    from listserv.store import members, outbound as queue
+    from listserv.store import members
+    from listserv.store import outbound as queue
 
     now = datetime.now(UTC)
     with store.session() as s:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from tests.pgcluster import PgCluster, _pid_running, pg_cluster, skip_reason  # noqa: F401  (fixture)
+from tests.pgcluster import PgCluster, pid_running, skip_reason
 
 _SKIP = skip_reason()
 pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
@@ -39,7 +39,7 @@ def test_throwaway_cluster_accepts_queries():
 
     # Leaving the context stops the server and removes its directory.
     assert not tmpdir.exists()
-    assert not _pid_running(postmaster_pid)
+    assert not pid_running(postmaster_pid)
 
 
 def test_fresh_database_is_isolated(pg_cluster):

@@ -31,8 +31,12 @@ MONTH_START = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 MONTH_END = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
 
-def make_list(digest: str = "0 8 * * mon", alumni: str = "0 8 1 * *", highlights: int = 5,
-              prefix: str = "[networking] "):
+def make_list(
+    digest: str = "0 8 * * mon",
+    alumni: str = "0 8 1 * *",
+    highlights: int = 5,
+    prefix: str = "[networking] ",
+):
     text = f"""
         [lists.networking]
         title = "Tri-County Job Seekers Networking"
@@ -46,19 +50,27 @@ def make_list(digest: str = "0 8 * * mon", alumni: str = "0 8 1 * *", highlights
     return parse_config(textwrap.dedent(text), Path("test.toml")).lists["networking"]
 
 
-def make_post(raw: str | bytes, day: int, *, thread: str | None = None,
-              topic: str | None = None) -> DigestPost:
+def make_post(
+    raw: str | bytes, day: int, *, thread: str | None = None, topic: str | None = None
+) -> DigestPost:
     """A DigestPost from literal message text, received on that day of November 2026."""
     if isinstance(raw, str):
         raw = textwrap.dedent(raw).lstrip().encode()
     msg = message_from_bytes(raw, policy=default)
     mid = str(msg["Message-ID"])
-    return DigestPost(raw=raw, sender=str(msg["From"]), subject=str(msg["Subject"]),
-                      received_at=datetime(2026, 11, day, 9, 0, tzinfo=UTC),
-                      message_id=mid, thread_key=thread or mid, topic=topic)
+    return DigestPost(
+        raw=raw,
+        sender=str(msg["From"]),
+        subject=str(msg["Subject"]),
+        received_at=datetime(2026, 11, day, 9, 0, tzinfo=UTC),
+        message_id=mid,
+        thread_key=thread or mid,
+        topic=topic,
+    )
 
 
-FAIR = make_post("""
+FAIR = make_post(
+    """
     From: Ann Lee <ann@example.com>
     To: networking@lists.example.org
     Received: from mx.example.com by lists.example.org
@@ -73,9 +85,13 @@ FAIR = make_post("""
     Thanks, Ann
     --\x20
     Ann Lee, Springfield
-""", 16, topic="hiring")
+""",
+    16,
+    topic="hiring",
+)
 
-FAIR_REPLY = make_post("""
+FAIR_REPLY = make_post(
+    """
     From: Bob Stone <bob@example.net>
     To: networking@lists.example.org
     Subject: Re: Job fair at the library on Friday
@@ -84,17 +100,25 @@ FAIR_REPLY = make_post("""
 
     > The county job fair is on Friday
     Count me in, Ann.
-""", 17, thread="<fair@example.com>")
+""",
+    17,
+    thread="<fair@example.com>",
+)
 
-LAYOFFS = make_post("""
+LAYOFFS = make_post(
+    """
     From: Carol Diaz <carol@example.org>
     Subject: Acme is cutting 200 jobs
     Message-ID: <acme@example.org>
 
     Heard today that Acme is cutting 200 jobs in the new year.
-""", 18, topic="layoff")
+""",
+    18,
+    topic="layoff",
+)
 
-HTML_ONLY = make_post("""
+HTML_ONLY = make_post(
+    """
     From: dana@example.com
     Subject: Resume workshop
     Message-ID: <html@example.com>
@@ -104,7 +128,9 @@ HTML_ONLY = make_post("""
     <html><head><style>p { color: red }</style></head>
     <body><p>The resume <b>workshop</b> moved to Tuesday.</p>
     <p>Bring&nbsp;3 copies &amp; a pen.</p></body></html>
-""", 19)
+""",
+    19,
+)
 
 LATIN1 = make_post(
     b"From: =?iso-8859-1?q?Jos=E9_P=E9rez?= <jose@example.com>\n"
@@ -113,7 +139,9 @@ LATIN1 = make_post(
     b"MIME-Version: 1.0\n"
     b"Content-Type: text/plain; charset=iso-8859-1\n"
     b"Content-Transfer-Encoding: 8bit\n\n"
-    b"Tengo una entrevista ma\xf1ana en el caf\xe9.\n", 20)
+    b"Tengo una entrevista ma\xf1ana en el caf\xe9.\n",
+    20,
+)
 
 UTF8 = make_post(
     "From: Zoë Ng <zoe@example.com>\n"
@@ -122,7 +150,9 @@ UTF8 = make_post(
     "MIME-Version: 1.0\n"
     "Content-Type: text/plain; charset=utf-8\n"
     "Content-Transfer-Encoding: 8bit\n\n"
-    "Naïve question: who’s going to the Zürich fair?\n".encode(), 21)
+    "Naïve question: who’s going to the Zürich fair?\n".encode(),
+    21,
+)
 
 POSTS = [FAIR, FAIR_REPLY, LAYOFFS, HTML_ONLY]
 
@@ -137,8 +167,9 @@ def text_of(part) -> str:
 
 
 def mime_digest(posts=POSTS, **kw):
-    return build_regular_digest(make_list(**kw), DOMAIN, posts, period_end=WEEK_END, tz=UTC,
-                                fmt="mime")
+    return build_regular_digest(
+        make_list(**kw), DOMAIN, posts, period_end=WEEK_END, tz=UTC, fmt="mime"
+    )
 
 
 def plain_text(posts=POSTS):
@@ -150,12 +181,21 @@ THIS_MONTH, LAST_MONTH = PeriodCounts(5, 2, 3, 0), PeriodCounts(1, 4, 3, 7)
 
 
 def alumni_text(posts=POSTS, **kw):
-    msg = build_alumni_digest(make_list(**kw), DOMAIN, posts, THIS_MONTH, LAST_MONTH,
-                              period_start=MONTH_START, period_end=MONTH_END, tz=UTC)
+    msg = build_alumni_digest(
+        make_list(**kw),
+        DOMAIN,
+        posts,
+        THIS_MONTH,
+        LAST_MONTH,
+        period_start=MONTH_START,
+        period_end=MONTH_END,
+        tz=UTC,
+    )
     return text_of(reparse(msg))
 
 
 # --- MIME digest -----------------------------------------------------------------------------
+
 
 def test_mime_digest_parses_back_into_toc_and_one_message_per_post():
     """multipart/mixed: a text/plain TOC, then multipart/digest with one message/rfc822 per post."""
@@ -223,6 +263,7 @@ def test_regular_digest_refuses_no_posts_and_unknown_formats():
 
 # --- RFC 1153 digest -------------------------------------------------------------------------
 
+
 def test_plain_digest_follows_rfc1153_separators_and_trailer():
     """70 hyphens then a blank line after the preamble; 30 hyphens with blank lines round them;
     'End of ... Digest' and a line of asterisks at the end."""
@@ -253,7 +294,12 @@ def test_plain_digest_keeps_only_rfc1153_headers_in_order():
     """Date, From, To, Subject, Message-ID stay in RFC 1153 order; Received and the rest go."""
     first = plain_text([FAIR]).split("-" * 70)[1].split("\n\n")[1]
     assert [line.split(":")[0] for line in first.splitlines()] == [
-        "Date", "From", "To", "Subject", "Message-ID"]
+        "Date",
+        "From",
+        "To",
+        "Subject",
+        "Message-ID",
+    ]
     assert "Received" not in plain_text([FAIR])
 
 
@@ -274,8 +320,9 @@ def test_plain_digest_shows_html_only_posts_as_text():
 
 def test_plain_digest_keeps_latin1_and_utf8_text():
     """Bodies and headers in ISO-8859-1 and UTF-8 come out decoded in one UTF-8 digest."""
-    msg = build_regular_digest(make_list(), DOMAIN, [LATIN1, UTF8], period_end=WEEK_END, tz=UTC,
-                               fmt="plain")
+    msg = build_regular_digest(
+        make_list(), DOMAIN, [LATIN1, UTF8], period_end=WEEK_END, tz=UTC, fmt="plain"
+    )
     assert msg.get_content_charset() == "utf-8"
     text = text_of(reparse(msg))
     assert "Tengo una entrevista mañana en el café." in text
@@ -286,11 +333,13 @@ def test_plain_digest_keeps_latin1_and_utf8_text():
 
 def test_plain_digest_reads_raw_8bit_headers_and_notes_left_out_attachments():
     """Undeclared 8-bit headers are read as Latin-1 or UTF-8; attachments leave a short note."""
-    raw = (b"From: Jos\xe9 <jose@example.com>\nSubject: CV caf\xe9\nMessage-ID: <cv@example.com>\n"
-           b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n"
-           b"--B\nContent-Type: text/plain\n\nMy CV is attached.\n"
-           b"--B\nContent-Type: application/pdf\nContent-Disposition: attachment; filename=cv.pdf\n"
-           b"Content-Transfer-Encoding: base64\n\nJVBERi0=\n--B--\n")
+    raw = (
+        b"From: Jos\xe9 <jose@example.com>\nSubject: CV caf\xe9\nMessage-ID: <cv@example.com>\n"
+        b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n"
+        b"--B\nContent-Type: text/plain\n\nMy CV is attached.\n"
+        b"--B\nContent-Type: application/pdf\nContent-Disposition: attachment; filename=cv.pdf\n"
+        b"Content-Transfer-Encoding: base64\n\nJVBERi0=\n--B--\n"
+    )
     text = plain_text([make_post(raw, 20)])
     assert "From: José <jose@example.com>" in text and "Subject: CV café" in text
     assert "My CV is attached.\n\n[1 attachment left out of this plain-text digest]" in text
@@ -299,16 +348,20 @@ def test_plain_digest_reads_raw_8bit_headers_and_notes_left_out_attachments():
 
 # --- subjects and cadence --------------------------------------------------------------------
 
-@pytest.mark.parametrize("cron, word", [
-    ("0 8 * * *", "Daily"),
-    ("30 6 * * mon", "Weekly"),
-    ("0 8 * * 1", "Weekly"),
-    ("0 8 1 * *", "Monthly"),
-    ("*/15 * * * *", ""),
-    ("0 8,20 * * *", ""),
-    ("0 8 * * mon-fri", ""),
-    ("0 8 1 1 *", ""),
-])
+
+@pytest.mark.parametrize(
+    "cron, word",
+    [
+        ("0 8 * * *", "Daily"),
+        ("30 6 * * mon", "Weekly"),
+        ("0 8 * * 1", "Weekly"),
+        ("0 8 1 * *", "Monthly"),
+        ("*/15 * * * *", ""),
+        ("0 8,20 * * *", ""),
+        ("0 8 * * mon-fri", ""),
+        ("0 8 1 1 *", ""),
+    ],
+)
 def test_cadence_word_names_daily_weekly_and_monthly_crons(cron, word):
     """Once a day, week or month gets its word; anything else gets none."""
     assert cadence_word(cron) == word
@@ -318,26 +371,35 @@ def test_regular_subject_has_cadence_date_and_message_count():
     """'[networking] Weekly digest, 23 Nov 2026 (12 messages)', singular for one message."""
     lst = make_list()
     assert digest_subject(lst, "regular", WEEK_END, 12, UTC) == (
-        "[networking] Weekly digest, 23 Nov 2026 (12 messages)")
+        "[networking] Weekly digest, 23 Nov 2026 (12 messages)"
+    )
     assert digest_subject(lst, "regular", WEEK_END, 1, UTC) == (
-        "[networking] Weekly digest, 23 Nov 2026 (1 message)")
+        "[networking] Weekly digest, 23 Nov 2026 (1 message)"
+    )
 
 
 def test_regular_subject_follows_schedule_prefix_and_time_zone():
     """Daily schedules say 'Daily', odd ones just 'Digest'; no stray space; the local date."""
     late = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)
     assert digest_subject(make_list(digest="0 8 * * *"), "regular", late, 2, UTC) == (
-        "[networking] Daily digest, 23 Nov 2026 (2 messages)")
-    assert digest_subject(make_list(digest="0 */6 * * *", prefix=""), "regular", late, 2,
-                          ZoneInfo("Asia/Tokyo")) == "Digest, 24 Nov 2026 (2 messages)"
+        "[networking] Daily digest, 23 Nov 2026 (2 messages)"
+    )
+    assert (
+        digest_subject(
+            make_list(digest="0 */6 * * *", prefix=""), "regular", late, 2, ZoneInfo("Asia/Tokyo")
+        )
+        == "Digest, 24 Nov 2026 (2 messages)"
+    )
 
 
 def test_alumni_subject_names_the_month_the_update_covers():
     """A monthly update sent on 1 December is the November update."""
     assert digest_subject(make_list(), "alumni", MONTH_END, 0, UTC) == (
-        "[networking] Alumni update, November 2026")
+        "[networking] Alumni update, November 2026"
+    )
     assert digest_subject(make_list(alumni="0 8 * * mon"), "alumni", WEEK_END, 0, UTC) == (
-        "[networking] Alumni update, 23 Nov 2026")
+        "[networking] Alumni update, 23 Nov 2026"
+    )
 
 
 def test_digest_subject_refuses_unknown_kinds():
@@ -348,20 +410,32 @@ def test_digest_subject_refuses_unknown_kinds():
 
 # --- highlights ------------------------------------------------------------------------------
 
+
 def _reply(n: int, to: DigestPost, day: int) -> DigestPost:
-    return make_post(f"""
+    return make_post(
+        f"""
         From: Replier {n} <r{n}@example.com>
         Subject: Re: {to.subject}
         Message-ID: <r{n}-{to.message_id.strip("<>")}>
 
         Me too.
-    """, day, thread=to.message_id)
+    """,
+        day,
+        thread=to.message_id,
+    )
 
 
 def test_pick_highlights_ranks_threads_by_replies_then_earliest():
     """More replies first; equal replies: the thread that started first."""
-    posts = [FAIR, LAYOFFS, HTML_ONLY, _reply(1, HTML_ONLY, 20), _reply(2, HTML_ONLY, 21),
-             _reply(3, LAYOFFS, 22), _reply(4, FAIR, 22)]
+    posts = [
+        FAIR,
+        LAYOFFS,
+        HTML_ONLY,
+        _reply(1, HTML_ONLY, 20),
+        _reply(2, HTML_ONLY, 21),
+        _reply(3, LAYOFFS, 22),
+        _reply(4, FAIR, 22),
+    ]
     picked = pick_highlights(posts, 5)
     assert [(h.subject, h.replies) for h in picked] == [
         ("Resume workshop", 2),
@@ -387,12 +461,16 @@ def test_highlight_of_a_thread_started_earlier_uses_its_first_post_in_the_period
 
 def test_highlight_excerpt_is_short_and_names_no_one():
     """The excerpt skips greetings, quotes and signatures, drops addresses, phones and names."""
-    long_post = make_post("""
+    long_post = make_post(
+        """
         From: Ann Lee <ann@example.com>
         Subject: Long one
         Message-ID: <long@example.com>
 
-        """ + "Interview tips that worked for me. " * 20, 16)
+        """
+        + "Interview tips that worked for me. " * 20,
+        16,
+    )
     [fair] = pick_highlights([FAIR, FAIR_REPLY], 1)
     assert fair.excerpt.startswith("The county job fair is on Friday at the main library")
     for private in ("ann@example.com", "555-123-4567", "Ann", "Lee", "Springfield", "Bob", "---"):
@@ -403,11 +481,16 @@ def test_highlight_excerpt_is_short_and_names_no_one():
 
 # --- the pulse -------------------------------------------------------------------------------
 
+
 def test_pulse_lines_show_each_figure_against_the_previous_period():
     """Joins, job leaves, hiring and layoff posts, in that order, each with a trend."""
     lines = pulse_lines(PeriodCounts(12, 3, 9, 4), PeriodCounts(8, 5, 9, 0))
     assert [(p.shown_now, p.shown_before, p.trend) for p in lines] == [
-        ("12", "8", "up"), ("3", "5", "down"), ("9", "9", "flat"), ("4", "none", "up")]
+        ("12", "8", "up"),
+        ("3", "5", "down"),
+        ("9", "9", "flat"),
+        ("4", "none", "up"),
+    ]
     assert "layoff" in lines[0].label and "found work" in lines[1].label
     assert "hiring" in lines[2].label and "layoffs" in lines[3].label
 
@@ -441,13 +524,18 @@ def test_pulse_refuses_negative_counts():
 
 # --- alumni digest ---------------------------------------------------------------------------
 
+
 def test_alumni_digest_says_how_to_come_back_and_how_to_leave():
     """One word `back` to the request address, and both ways to leave completely."""
     text = alumni_text()
-    assert ("Looking again? Send the one word `back` to networking-request@lists.example.org"
-            " and you'll get every post again.") in text
-    assert ("To leave completely, use the unsubscribe link your mail program shows, or send"
-            " `leave` to networking-request@lists.example.org.") in text
+    assert (
+        "Looking again? Send the one word `back` to networking-request@lists.example.org"
+        " and you'll get every post again."
+    ) in text
+    assert (
+        "To leave completely, use the unsubscribe link your mail program shows, or send"
+        " `leave` to networking-request@lists.example.org."
+    ) in text
 
 
 def test_alumni_digest_has_highlights_and_the_pulse():
@@ -462,17 +550,40 @@ def test_alumni_digest_has_highlights_and_the_pulse():
 def test_alumni_digest_names_no_members_and_shows_no_addresses():
     """Nothing personal: no poster's name or address appears anywhere in the body."""
     text = alumni_text([*POSTS, LATIN1, UTF8], highlights=10)
-    for private in ("ann@", "bob@", "carol@", "dana@", "jose@", "zoe@", "555-123",
-                    "Ann", "Lee", "Bob", "Stone", "Carol", "Diaz", "José", "Pérez", "Zoë",
-                    "Ng "):
+    for private in (
+        "ann@",
+        "bob@",
+        "carol@",
+        "dana@",
+        "jose@",
+        "zoe@",
+        "555-123",
+        "Ann",
+        "Lee",
+        "Bob",
+        "Stone",
+        "Carol",
+        "Diaz",
+        "José",
+        "Pérez",
+        "Zoë",
+        "Ng ",
+    ):
         assert private not in text, private
 
 
 def test_alumni_digest_is_utf8_plain_text_from_the_list():
     """A single text/plain UTF-8 part, from the list, with the alumni subject."""
-    msg = build_alumni_digest(make_list(), DOMAIN, [UTF8], PeriodCounts(0, 0, 0, 0),
-                              PeriodCounts(0, 0, 0, 0), period_start=MONTH_START,
-                              period_end=MONTH_END, tz=UTC)
+    msg = build_alumni_digest(
+        make_list(),
+        DOMAIN,
+        [UTF8],
+        PeriodCounts(0, 0, 0, 0),
+        PeriodCounts(0, 0, 0, 0),
+        period_start=MONTH_START,
+        period_end=MONTH_END,
+        tz=UTC,
+    )
     back = reparse(msg)
     assert back.get_content_type() == "text/plain"
     assert back.get_content_charset() == "utf-8"

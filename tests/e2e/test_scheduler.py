@@ -18,10 +18,15 @@ UTC_ZONE = ZoneInfo("UTC")
 WEEKLY = "0 8 * * mon"
 MON_16 = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)
 MON_23 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-DIGEST_MEMBER, REGULAR_MEMBER, ALUMNI_MEMBER = "dora@example.org", "ann@example.com", "al@example.org"
+DIGEST_MEMBER, REGULAR_MEMBER, ALUMNI_MEMBER = (
+    "dora@example.org",
+    "ann@example.com",
+    "al@example.org",
+)
 
 
 # --- missed_since --------------------------------------------------------------------------------
+
 
 def test_missed_since_is_true_when_a_fire_time_fell_inside_the_gap():
     """A weekly run due on Monday 08:00 was missed by a server down from Sunday to Tuesday."""
@@ -40,7 +45,9 @@ def test_missed_since_excludes_a_fire_time_equal_to_since():
 
 def test_missed_since_is_false_within_one_period():
     """Between two fire times nothing was missed."""
-    assert not missed_since(WEEKLY, UTC_ZONE, MON_16 + timedelta(hours=1), MON_23 - timedelta(hours=1))
+    assert not missed_since(
+        WEEKLY, UTC_ZONE, MON_16 + timedelta(hours=1), MON_23 - timedelta(hours=1)
+    )
 
 
 def test_missed_since_reads_the_cron_in_the_server_timezone():
@@ -54,11 +61,16 @@ def test_missed_since_reads_the_cron_in_the_server_timezone():
 def test_missed_since_for_a_monthly_schedule():
     """The monthly alumni run on the 1st is missed by a gap across the 1st only."""
     monthly = "0 8 1 * *"
-    assert missed_since(monthly, UTC_ZONE, datetime(2026, 11, 28, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC))
-    assert not missed_since(monthly, UTC_ZONE, datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))
+    assert missed_since(
+        monthly, UTC_ZONE, datetime(2026, 11, 28, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC)
+    )
+    assert not missed_since(
+        monthly, UTC_ZONE, datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC)
+    )
 
 
 # --- catch-up at start ---------------------------------------------------------------------------
+
 
 def seed_missed_week(folder, days: int = 8) -> None:  # type: ignore[no-untyped-def]
     """A database whose list was first seen `days` ago, a member per mode, and two posts since."""
@@ -68,10 +80,19 @@ def seed_missed_week(folder, days: int = 8) -> None:  # type: ignore[no-untyped-
     try:
         with store.session() as s:
             s.add(ListState(name="networking", first_seen=now - timedelta(days=days)))
-            for address, delivery in ((DIGEST_MEMBER, "digest"), (REGULAR_MEMBER, "regular"),
-                                      (ALUMNI_MEMBER, "alumni")):
-                members.upsert_member(s, "networking", address, now - timedelta(days=days),
-                                      status="active", delivery=delivery)
+            for address, delivery in (
+                (DIGEST_MEMBER, "digest"),
+                (REGULAR_MEMBER, "regular"),
+                (ALUMNI_MEMBER, "alumni"),
+            ):
+                members.upsert_member(
+                    s,
+                    "networking",
+                    address,
+                    now - timedelta(days=days),
+                    status="active",
+                    delivery=delivery,
+                )
             for n, days_ago in enumerate((3, 1)):
                 mid = f"<missed-{n}@example.com>"
                 raw = make_message(f"""
@@ -82,9 +103,18 @@ def seed_missed_week(folder, days: int = 8) -> None:  # type: ignore[no-untyped-
 
                     A job lead.
                     """)
-                s.add(Post(list_name="networking", message_id=mid, sender=REGULAR_MEMBER,
-                           from_header="Ann Lee <ann@example.com>", subject=f"Lead number {n}",
-                           received_at=now - timedelta(days=days_ago), raw=raw, thread_key=mid))
+                s.add(
+                    Post(
+                        list_name="networking",
+                        message_id=mid,
+                        sender=REGULAR_MEMBER,
+                        from_header="Ann Lee <ann@example.com>",
+                        subject=f"Lead number {n}",
+                        received_at=now - timedelta(days=days_ago),
+                        raw=raw,
+                        thread_key=mid,
+                    )
+                )
     finally:
         store.dispose()
 
@@ -129,7 +159,9 @@ async def test_start_sends_the_weekly_digest_missed_while_down_once(tmp_path, si
     assert digests_sent(again) == 1
 
 
-async def test_start_after_a_long_outage_sends_each_missed_kind_once(tmp_path, sink, server_factory):
+async def test_start_after_a_long_outage_sends_each_missed_kind_once(
+    tmp_path, sink, server_factory
+):
     """Down for 40 days: one weekly digest and one alumni update go out at start, not one per missed date."""
     seed_missed_week(tmp_path, days=40)
 
@@ -144,7 +176,9 @@ async def test_start_after_a_long_outage_sends_each_missed_kind_once(tmp_path, s
     assert sink.to(REGULAR_MEMBER) == []
 
 
-async def test_two_servers_starting_together_on_one_database_send_one_digest(tmp_path, sink, server_factory):
+async def test_two_servers_starting_together_on_one_database_send_one_digest(
+    tmp_path, sink, server_factory
+):
     """Two instances on the same SQLite database both catch up; the member gets one digest."""
     seed_missed_week(tmp_path)
 
@@ -172,6 +206,7 @@ async def test_start_with_a_fresh_database_sends_no_digest(sink, server_factory)
 
 # --- planning ------------------------------------------------------------------------------------
 
+
 def jobs(srv) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {job.id: str(job.trigger) for job in srv.scheduler.aps.get_jobs()}
 
@@ -182,29 +217,42 @@ async def test_start_plans_a_cron_job_per_list_and_kind_plus_maintenance(server)
 
     assert set(planned) == {"digest:networking:regular", "digest:networking:alumni", "maintenance"}
     assert "day_of_week='mon', hour='8', minute='0'" in planned["digest:networking:regular"]
-    assert "day='1'" in planned["digest:networking:alumni"] and "hour='8'" in planned["digest:networking:alumni"]
+    assert (
+        "day='1'" in planned["digest:networking:alumni"]
+        and "hour='8'" in planned["digest:networking:alumni"]
+    )
 
 
 async def test_reload_replans_the_jobs_from_the_new_config(server, sink):
     """After a reload the jobs follow the new schedules and lists; alumni off removes its job."""
-    new = config_text(relay=f"smtp://127.0.0.1:{sink.port}", list_extra=(
-        '\n[lists.networking.digest]\nschedule = "30 6 * * fri"\n'
-        '\n[lists.networking.alumni]\nenabled = false\n'
-        '\n[lists.alumni_club]\ntitle = "Alumni club"\n'))
+    new = config_text(
+        relay=f"smtp://127.0.0.1:{sink.port}",
+        list_extra=(
+            '\n[lists.networking.digest]\nschedule = "30 6 * * fri"\n'
+            "\n[lists.networking.alumni]\nenabled = false\n"
+            '\n[lists.alumni_club]\ntitle = "Alumni club"\n'
+        ),
+    )
     server.cfg.path.write_text(new)
 
     server.reload()
 
     planned = jobs(server)
-    assert set(planned) == {"digest:networking:regular", "digest:alumni_club:regular",
-                            "digest:alumni_club:alumni", "maintenance"}
+    assert set(planned) == {
+        "digest:networking:regular",
+        "digest:alumni_club:regular",
+        "digest:alumni_club:alumni",
+        "maintenance",
+    }
     assert "day_of_week='fri', hour='6', minute='30'" in planned["digest:networking:regular"]
 
 
 async def test_reload_with_a_bad_config_keeps_the_old_jobs(server):
     """A broken file on reload is refused: the jobs stay as they were."""
     before = jobs(server)
-    server.cfg.path.write_text(server.cfg.path.read_text() + '\n[lists.networking.digest]\nschedule = "never"\n')
+    server.cfg.path.write_text(
+        server.cfg.path.read_text() + '\n[lists.networking.digest]\nschedule = "never"\n'
+    )
 
     server.reload()
 

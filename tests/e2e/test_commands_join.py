@@ -10,8 +10,16 @@ from sqlmodel import select
 
 from listserv.server import Server
 from listserv.store.tables import Token
-from tests.conftest import (DOMAIN, Sink, add_members, base_url, confirm_token, mails_to,
-                            member, settled)
+from tests.conftest import (
+    DOMAIN,
+    Sink,
+    add_members,
+    base_url,
+    confirm_token,
+    mails_to,
+    member,
+    settled,
+)
 from tests.conftest import send_to_list as send
 
 REQUEST = f"networking-request@{DOMAIN}"
@@ -19,15 +27,13 @@ ANN = "ann@example.com"
 OWNER = "owner@example.org"
 
 
-
-
 def text(msg: EmailMessage) -> str:
     return msg.get_content()
 
 
-
-async def join_and_get_confirmation(srv: Server, sink: Sink, subject: str = "join", body: str = "",
-                                    to: str = REQUEST) -> EmailMessage:
+async def join_and_get_confirmation(
+    srv: Server, sink: Sink, subject: str = "join", body: str = "", to: str = REQUEST
+) -> EmailMessage:
     await send(srv, ANN, to, subject, body)
     return (await mails_to(sink, ANN))[0]
 
@@ -53,8 +59,9 @@ async def test_join_in_body_to_request_address_asks_for_confirmation(server, sin
 
 async def test_mail_to_join_address_asks_for_confirmation(server, sink):
     """Any mail to networking-join@ is a 'join'."""
-    msg = await join_and_get_confirmation(server, sink, subject="please add me",
-                                          to=f"networking-join@{DOMAIN}")
+    msg = await join_and_get_confirmation(
+        server, sink, subject="please add me", to=f"networking-join@{DOMAIN}"
+    )
     confirm_token(msg)
     assert member(server, ANN).status == "pending"
 
@@ -62,9 +69,13 @@ async def test_mail_to_join_address_asks_for_confirmation(server, sink):
 async def test_replying_to_confirm_address_activates_and_welcomes(server, sink):
     """A reply to networking-confirm+TOKEN@ makes the member active and sends a welcome."""
     token = confirm_token(await join_and_get_confirmation(server, sink))
-    await send(server, ANN, f"networking-confirm+{token}@{DOMAIN}",
-               "Re: Please confirm: join Tri-County Job Seekers Networking",
-               "> To confirm, just reply")
+    await send(
+        server,
+        ANN,
+        f"networking-confirm+{token}@{DOMAIN}",
+        "Re: Please confirm: join Tri-County Job Seekers Networking",
+        "> To confirm, just reply",
+    )
     welcome = (await mails_to(sink, ANN, 2))[1]
     assert member(server, ANN).status == "active"
     assert welcome["Subject"] == "Welcome to Tri-County Job Seekers Networking"

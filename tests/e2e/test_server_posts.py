@@ -31,7 +31,11 @@ async def test_post_reaches_every_regular_member_with_list_headers(server, sink)
     add_members(server, "ann@example.com", "bob@example.net", "cy@example.org")
     await asend(server.smtp_port, "ann@example.com", f"networking@{DOMAIN}", POST)
     await wait_for(lambda: len(sink.messages) == 3, what="three copies")
-    assert sorted(m.rcpt for m in sink.messages) == ["ann@example.com", "bob@example.net", "cy@example.org"]
+    assert sorted(m.rcpt for m in sink.messages) == [
+        "ann@example.com",
+        "bob@example.net",
+        "cy@example.org",
+    ]
     copy = sink.to("bob@example.net")[0]
     msg = copy.msg
     assert msg["List-Id"] == "Tri-County Job Seekers Networking <networking.lists.example.org>"
@@ -46,7 +50,9 @@ async def test_post_reaches_every_regular_member_with_list_headers(server, sink)
     assert msg["Subject"] == "[networking] Anyone hiring data analysts?"
     assert msg["Reply-To"] == "networking@lists.example.org"
     assert copy.mail_from == "networking-bounces+bob=example.net@lists.example.org"
-    assert msg.get_content().replace("\r\n", "\n") == "Hi all, I'm looking for data analyst roles.\n"
+    assert (
+        msg.get_content().replace("\r\n", "\n") == "Hi all, I'm looking for data analyst roles.\n"
+    )
     tokens = {m.msg["List-Unsubscribe"] for m in sink.messages}
     assert len(tokens) == 3, "each member gets their own unsubscribe token"
 
@@ -97,7 +103,9 @@ def inbound_errors(srv) -> list[str]:  # type: ignore[no-untyped-def]
         return [row.error for row in s.exec(select(Inbound).where(Inbound.state == "failed"))]
 
 
-def simple_post(subject: str, msgid: str, sender: str = "ann@example.com", extra: str = "") -> bytes:
+def simple_post(
+    subject: str, msgid: str, sender: str = "ann@example.com", extra: str = ""
+) -> bytes:
     return make_message(f"""
         From: {sender}
         To: {LIST}
@@ -114,25 +122,32 @@ def subjects_to(sink, address: str) -> list[str]:  # type: ignore[no-untyped-def
 
 async def got(sink, address: str, fragment: str, what: str = "") -> list:  # type: ignore[no-untyped-def]
     """Wait until address has a copy whose subject contains fragment; return those copies."""
+
     def check() -> list:
         return [m for m in sink.to(address) if fragment in str(m.msg["Subject"] or "")]
+
     return await wait_for(check, what=what or f"{fragment!r} to {address}")  # type: ignore[return-value]
 
 
 async def normal_post_still_delivered(srv, sink, tag: str) -> None:  # type: ignore[no-untyped-def]
     """The server keeps serving: a plain member post afterwards reaches every member."""
-    await asend(srv.smtp_port, "ann@example.com", LIST, simple_post(f"still here {tag}", f"alive-{tag}"))
+    await asend(
+        srv.smtp_port, "ann@example.com", LIST, simple_post(f"still here {tag}", f"alive-{tag}")
+    )
     for member in MEMBERS:
         await got(sink, member, f"still here {tag}")
 
 
 # -- moderation ------------------------------------------------------------------------------
 
+
 async def test_nonmember_post_is_held_listed_and_released_by_approve(server_factory, sink):
     """A non-member post is held, owners are told, `held` lists it and `approve ID` delivers it."""
     srv = await server_factory(list_extra='posting = "members"\nnonmember_posts = "hold"\n')
     add_members(srv, *MEMBERS)
-    await asend(srv.smtp_port, STRANGER, LIST, simple_post("Hiring: two analysts", "held-1", STRANGER))
+    await asend(
+        srv.smtp_port, STRANGER, LIST, simple_post("Hiring: two analysts", "held-1", STRANGER)
+    )
     notice = (await got(sink, OWNER, "needs your approval"))[0]
     assert "Hiring: two analysts" in notice.msg.get_content()
     rows = held_json(srv)
@@ -149,7 +164,9 @@ async def test_nonmember_post_is_held_listed_and_released_by_approve(server_fact
         copy = (await got(sink, member, "Hiring: two analysts"))[0]
         assert copy.msg["Subject"] == "[networking] Hiring: two analysts"
     assert held_json(srv) == []
-    assert cli(srv, "approve", str(row["id"])).exit_code == 2, "a released post cannot be approved twice"
+    assert cli(srv, "approve", str(row["id"])).exit_code == 2, (
+        "a released post cannot be approved twice"
+    )
 
 
 async def test_reject_tells_the_sender_and_nothing_reaches_members(server_factory, sink):
@@ -194,6 +211,7 @@ async def test_nonmember_posts_discard_drops_silently(server_factory, sink):
 
 # -- bad input -------------------------------------------------------------------------------
 
+
 async def test_oversize_message_gets_552_and_the_server_keeps_serving(server_factory, sink):
     """A message over max_message_bytes is refused with 552 (SIZE at MAIL, or at DATA); nothing stored."""
     srv = await server_factory(server_extra="max_message_bytes = 4000\n")
@@ -232,14 +250,21 @@ BROKEN_BOUNDARY = make_message("""
 
 NO_HEADERS = b"\r\nJust a body, not one header line.\r\n"
 
-EIGHT_BIT_HEADERS = (b"From: Ren\xe9 <ann@example.com>\r\nTo: networking@lists.example.org\r\n"
-                     b"Subject: Caf\xe9 \xff\xfe meetup\r\nMessage-ID: <8bit-1@example.com>\r\n\r\n"
-                     b"Body with 8-bit bytes and no charset: \xe9\xe8\xff\r\n")
+EIGHT_BIT_HEADERS = (
+    b"From: Ren\xe9 <ann@example.com>\r\nTo: networking@lists.example.org\r\n"
+    b"Subject: Caf\xe9 \xff\xfe meetup\r\nMessage-ID: <8bit-1@example.com>\r\n\r\n"
+    b"Body with 8-bit bytes and no charset: \xe9\xe8\xff\r\n"
+)
 
 
-@pytest.mark.parametrize("raw", [BROKEN_BOUNDARY, NO_HEADERS, EIGHT_BIT_HEADERS],
-                         ids=["broken-boundary", "no-headers", "8bit-headers"])
-async def test_malformed_messages_are_accepted_cleanly_and_the_server_keeps_serving(server, sink, raw):
+@pytest.mark.parametrize(
+    "raw",
+    [BROKEN_BOUNDARY, NO_HEADERS, EIGHT_BIT_HEADERS],
+    ids=["broken-boundary", "no-headers", "8bit-headers"],
+)
+async def test_malformed_messages_are_accepted_cleanly_and_the_server_keeps_serving(
+    server, sink, raw
+):
     """Malformed MIME, a header-less message and raw 8-bit header bytes get 250 and break nothing."""
     add_members(server, *MEMBERS)
     refused = await asend(server.smtp_port, "ann@example.com", LIST, raw)
@@ -278,8 +303,11 @@ async def test_message_without_from_uses_the_envelope_sender(server, sink):
 async def test_post_carrying_our_list_id_is_not_redistributed(server, sink):
     """A post that already carries this list's List-Id (a loop) is discarded, not sent again."""
     add_members(server, *MEMBERS)
-    looped = simple_post("Looping post", "loop-1",
-                         extra="List-Id: Tri-County Job Seekers Networking <networking.lists.example.org>\n")
+    looped = simple_post(
+        "Looping post",
+        "loop-1",
+        extra="List-Id: Tri-County Job Seekers Networking <networking.lists.example.org>\n",
+    )
     await asend(server.smtp_port, "ann@example.com", LIST, looped)
     await normal_post_still_delivered(server, sink, "after-loop")
     assert not any("Looping post" in s for m in MEMBERS for s in subjects_to(sink, m))
@@ -301,14 +329,20 @@ async def test_duplicate_message_id_from_the_same_sender_is_sent_once(server, si
 async def test_subject_prefix_is_not_stacked_on_a_reply(server, sink):
     """'Re: [networking] Re: [networking] x' goes out as '[networking] Re: x'."""
     add_members(server, *MEMBERS)
-    await asend(server.smtp_port, "ann@example.com", LIST,
-                simple_post("Re: [networking] Re: [networking] x", "re-1"))
+    await asend(
+        server.smtp_port,
+        "ann@example.com",
+        LIST,
+        simple_post("Re: [networking] Re: [networking] x", "re-1"),
+    )
     copy = (await wait_for(lambda: sink.to("bob@example.net"), what="the reply"))[0]  # type: ignore[index]
     assert copy.msg["Subject"] == "[networking] Re: x"
 
 
 ATTACHMENT = bytes(range(256)) * 8
-LATIN1 = "Grüße aus Köln, café crème: déjà vu.\r\n.A line starting with a dot.\r\n".encode("latin-1")
+LATIN1 = "Grüße aus Köln, café crème: déjà vu.\r\n.A line starting with a dot.\r\n".encode(
+    "latin-1"
+)
 
 
 def multipart_post() -> bytes:
@@ -322,12 +356,15 @@ def multipart_post() -> bytes:
 
         """)
     b64 = base64.encodebytes(ATTACHMENT).replace(b"\n", b"\r\n")
-    body = (b"This is a multi-part message in MIME format.\r\n"
-            b"--b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-            + LATIN1 +
-            b"--b1\r\nContent-Type: application/octet-stream; name=\"cv.bin\"\r\n"
-            b"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"cv.bin\"\r\n\r\n"
-            + b64 + b"--b1--\r\n")
+    body = (
+        b"This is a multi-part message in MIME format.\r\n"
+        b"--b1\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        + LATIN1
+        + b'--b1\r\nContent-Type: application/octet-stream; name="cv.bin"\r\n'
+        b'Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename="cv.bin"\r\n\r\n'
+        + b64
+        + b"--b1--\r\n"
+    )
     return head + body
 
 
@@ -348,8 +385,12 @@ async def test_reply_to_sender_leaves_reply_to_alone(server_factory, sink):
     """With reply_to = "sender" the poster's Reply-To (or its absence) is passed on unchanged."""
     srv = await server_factory(list_extra='reply_to = "sender"\n')
     add_members(srv, *MEMBERS)
-    await asend(srv.smtp_port, "ann@example.com", LIST,
-                simple_post("With reply-to", "rt-1", extra="Reply-To: Ann Home <ann.home@example.com>\n"))
+    await asend(
+        srv.smtp_port,
+        "ann@example.com",
+        LIST,
+        simple_post("With reply-to", "rt-1", extra="Reply-To: Ann Home <ann.home@example.com>\n"),
+    )
     await asend(srv.smtp_port, "ann@example.com", LIST, simple_post("Without reply-to", "rt-2"))
     with_rt = (await got(sink, "bob@example.net", "With reply-to"))[0]
     without = (await got(sink, "bob@example.net", "Without reply-to"))[0]
@@ -377,6 +418,7 @@ async def test_mail_to_the_owner_address_reaches_the_owners(server, sink):
 
 
 # -- protocol limits -------------------------------------------------------------------------
+
 
 async def test_lmtp_mode_accepts_and_delivers(server_factory, sink):
     """With protocol = "lmtp" the server speaks LMTP (LHLO, one answer per recipient) and delivers."""
@@ -425,4 +467,6 @@ async def test_thousands_of_recipients_get_452_after_the_limit(server, sink):
     await normal_post_still_delivered(server, sink, "after-many")
     for member in MEMBERS:
         assert sum("Many recipients" in s for s in subjects_to(sink, member)) == 1
-    assert [p.subject for p in post_rows(server)].count("Many recipients") == 1, "one post, not one per RCPT"
+    assert [p.subject for p in post_rows(server)].count("Many recipients") == 1, (
+        "one post, not one per RCPT"
+    )

@@ -37,6 +37,7 @@ def members_json(conf: Path, *extra: str) -> list[dict]:
 
 # -- check-config ----------------------------------------------------------------------------
 
+
 def test_check_config_accepts_a_good_file(conf):
     """A valid file exits 0 and names the lists."""
     result = run("check-config", "--config", conf)
@@ -44,14 +45,32 @@ def test_check_config_accepts_a_good_file(conf):
     assert "networking" in result.stdout
 
 
-@pytest.mark.parametrize(("extra", "key", "problem"), [
-    ('\n[lists.networking.digest]\nschedul = "0 8 * * mon"\n', "lists.networking.digest.schedul",
-     "not a known setting"),
-    ('\n[lists.jobs]\nmax_replies_per_day = "ten"\n', "lists.jobs.max_replies_per_day", "whole number"),
-    ('\n[lists.jobs.digest]\nschedule = "0 25 * * mon"\n', "lists.jobs.digest.schedule", "cron"),
-    ('\n[lists.jobs]\nowners = ["owner at example.org"]\n', "lists.jobs.owners", "not an email address"),
-    ('\n[lists.Networking]\ntitle = "again"\n', "lists", "same list"),
-])
+@pytest.mark.parametrize(
+    ("extra", "key", "problem"),
+    [
+        (
+            '\n[lists.networking.digest]\nschedul = "0 8 * * mon"\n',
+            "lists.networking.digest.schedul",
+            "not a known setting",
+        ),
+        (
+            '\n[lists.jobs]\nmax_replies_per_day = "ten"\n',
+            "lists.jobs.max_replies_per_day",
+            "whole number",
+        ),
+        (
+            '\n[lists.jobs.digest]\nschedule = "0 25 * * mon"\n',
+            "lists.jobs.digest.schedule",
+            "cron",
+        ),
+        (
+            '\n[lists.jobs]\nowners = ["owner at example.org"]\n',
+            "lists.jobs.owners",
+            "not an email address",
+        ),
+        ('\n[lists.Networking]\ntitle = "again"\n', "lists", "same list"),
+    ],
+)
 def test_check_config_refuses_a_bad_file_naming_file_key_and_problem(tmp_path, extra, key, problem):
     """Unknown key, wrong type, bad cron, bad address, duplicate list: exit 2, file + key + problem on stderr."""
     path = tmp_path / "bad.toml"
@@ -88,10 +107,19 @@ def test_unknown_list_name_exits_2(conf):
 
 # -- members ---------------------------------------------------------------------------------
 
+
 def test_members_add_list_and_remove(conf):
     """add makes active members, list --json shows them, --status filters, remove marks them left."""
-    result = run("members", "add", "networking", "Ann@Example.com", "bob@example.net",
-                 "--no-welcome", "--config", conf)
+    result = run(
+        "members",
+        "add",
+        "networking",
+        "Ann@Example.com",
+        "bob@example.net",
+        "--no-welcome",
+        "--config",
+        conf,
+    )
     assert result.exit_code == 0, result.output
     rows = members_json(conf)
     assert [r["address"] for r in rows] == ["ann@example.com", "bob@example.net"]
@@ -109,8 +137,20 @@ def test_members_add_list_and_remove(conf):
 
 def test_members_add_with_digest_delivery(conf):
     """--delivery digest is stored as the member's delivery mode."""
-    assert run("members", "add", "networking", "cy@example.org", "--delivery", "digest",
-               "--no-welcome", "--config", conf).exit_code == 0
+    assert (
+        run(
+            "members",
+            "add",
+            "networking",
+            "cy@example.org",
+            "--delivery",
+            "digest",
+            "--no-welcome",
+            "--config",
+            conf,
+        ).exit_code
+        == 0
+    )
     assert members_json(conf)[0]["delivery"] == "digest"
 
 
@@ -118,7 +158,9 @@ def test_members_add_refuses_a_bad_address_and_bad_delivery(conf):
     """A non-address or an unknown delivery mode exits 2 and adds nobody."""
     result = run("members", "add", "networking", "not-an-address", "--config", conf)
     assert result.exit_code == 2 and "not-an-address" in result.stderr
-    result = run("members", "add", "networking", "a@example.com", "--delivery", "weekly", "--config", conf)
+    result = run(
+        "members", "add", "networking", "a@example.com", "--delivery", "weekly", "--config", conf
+    )
     assert result.exit_code == 2 and "weekly" in result.stderr
     assert members_json(conf) == []
 
@@ -139,12 +181,14 @@ def test_members_remove_of_a_non_member_exits_1(conf):
 def test_members_import_skips_bad_rows_by_line_number(conf, tmp_path):
     """A CSV's bad rows are reported as FILE:LINE on stderr and skipped; the good ones are imported."""
     path = tmp_path / "people.csv"
-    path.write_text("address,name,delivery\n"
-                    "ann@example.com,Ann,regular\n"
-                    "not an address,Nobody,regular\n"
-                    "bob@example.net,Bob,digest\n"
-                    "cy@example.org,Cy,weekly\n"
-                    "dee@example.org,,\n")
+    path.write_text(
+        "address,name,delivery\n"
+        "ann@example.com,Ann,regular\n"
+        "not an address,Nobody,regular\n"
+        "bob@example.net,Bob,digest\n"
+        "cy@example.org,Cy,weekly\n"
+        "dee@example.org,,\n"
+    )
     result = run("members", "import", "networking", path, "--config", conf)
     assert result.exit_code == 0, result.output
     assert f"{path}:3:" in result.stderr and "not an address" in result.stderr
@@ -166,14 +210,35 @@ def test_members_import_without_address_column_exits_2(conf, tmp_path):
 
 def test_members_export_round_trips_through_import(conf, tmp_path):
     """export writes a CSV that import reads back into an identical membership elsewhere."""
-    run("members", "add", "networking", "ann@example.com", "bob@example.net", "--no-welcome", "--config", conf)
-    run("members", "add", "networking", "cy@example.org", "--delivery", "alumni", "--no-welcome",
-        "--config", conf)
+    run(
+        "members",
+        "add",
+        "networking",
+        "ann@example.com",
+        "bob@example.net",
+        "--no-welcome",
+        "--config",
+        conf,
+    )
+    run(
+        "members",
+        "add",
+        "networking",
+        "cy@example.org",
+        "--delivery",
+        "alumni",
+        "--no-welcome",
+        "--config",
+        conf,
+    )
     exported = run("members", "export", "networking", "--config", conf)
     assert exported.exit_code == 0, exported.output
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
     assert [(r["address"], r["delivery"]) for r in rows] == [
-        ("ann@example.com", "regular"), ("bob@example.net", "regular"), ("cy@example.org", "alumni")]
+        ("ann@example.com", "regular"),
+        ("bob@example.net", "regular"),
+        ("cy@example.org", "alumni"),
+    ]
 
     other = tmp_path / "other"
     other.mkdir()
@@ -188,6 +253,7 @@ def test_members_export_round_trips_through_import(conf, tmp_path):
 
 
 # -- queue, lists, held, reload --------------------------------------------------------------
+
 
 def test_queue_json_lists_waiting_copies(conf):
     """A welcome mail queued by 'members add' shows in queue --json with its recipient and state."""
@@ -244,8 +310,13 @@ def test_reload_with_a_stale_pid_file_exits_1(conf, tmp_path):
 
 def test_python_dash_m_listserv_help_works():
     """`python -m listserv --help` prints usage with the command names and exits 0."""
-    proc = subprocess.run([sys.executable, "-m", "listserv", "--help"], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "listserv", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     for word in ("serve", "check-config", "members", "held", "queue"):
         assert word in proc.stdout
@@ -255,8 +326,13 @@ def test_console_script_reports_config_errors_in_one_line(tmp_path):
     """The installed entry point prints one 'listserv: ...' line and exits 2 for a bad config."""
     path = tmp_path / "bad.toml"
     path.write_text('[server]\nprotocol = "smtps"\n')
-    proc = subprocess.run([sys.executable, "-m", "listserv", "check-config", "--config", str(path)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "listserv", "check-config", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("listserv: ")

@@ -10,13 +10,21 @@ import pytest
 from sqlmodel import select
 
 from listserv.commands import COMMANDS, command_lines
-from listserv.digest.build import PulseLine
 from listserv.config import Site
+from listserv.digest.build import PulseLine
 from listserv.render import render_reply, render_text, template_dir
 from listserv.server import Server
 from listserv.store.tables import Inbound, Member, Post
-from tests.conftest import (DOMAIN, add_members, asend, mails_to, make_config, make_message,
-                            member, settled)
+from tests.conftest import (
+    DOMAIN,
+    add_members,
+    asend,
+    mails_to,
+    make_config,
+    make_message,
+    member,
+    settled,
+)
 
 REQUEST = f"networking-request@{DOMAIN}"
 ANN = "ann@example.com"
@@ -26,12 +34,21 @@ _ids = itertools.count(1)
 
 
 def message(sender: str, to: str, subject: str, body: str = "", headers: str = "") -> bytes:
-    return make_message(f"From: {sender}\nTo: {to}\nSubject: {subject}\n"
-                        f"Message-ID: <misc-{next(_ids)}@example.com>\n{headers}\n{body}\n")
+    return make_message(
+        f"From: {sender}\nTo: {to}\nSubject: {subject}\n"
+        f"Message-ID: <misc-{next(_ids)}@example.com>\n{headers}\n{body}\n"
+    )
 
 
-async def send(srv: Server, sender: str, subject: str, body: str = "", headers: str = "",
-               mail_from: str | None = None, to: str = REQUEST) -> None:
+async def send(
+    srv: Server,
+    sender: str,
+    subject: str,
+    body: str = "",
+    headers: str = "",
+    mail_from: str | None = None,
+    to: str = REQUEST,
+) -> None:
     raw = message(sender, to, subject, body, headers)
     await asend(srv.smtp_port, sender if mail_from is None else mail_from, to, raw)
 
@@ -51,8 +68,18 @@ async def test_help_reply_lists_every_command(server, sink):
 
 def test_every_command_has_usage_and_help_text():
     """Each registered command has a usage starting with its name and a one-sentence summary."""
-    spec = {"join", "leave", "confirm", "digest", "regular", "alumni", "back", "help", "info",
-            "end"}
+    spec = {
+        "join",
+        "leave",
+        "confirm",
+        "digest",
+        "regular",
+        "alumni",
+        "back",
+        "help",
+        "info",
+        "end",
+    }
     assert spec <= set(COMMANDS)
     for name, cmd in COMMANDS.items():
         assert cmd.usage.split()[0] == name
@@ -89,13 +116,16 @@ async def test_mail_without_commands_gets_the_help_text(server, sink):
 # ---------------------------------------------------------------- parsing
 
 
-@pytest.mark.parametrize(("body", "expected"), [
-    ("help\nthanks!\ninfo", [["help"]]),                      # a line that is not a command
-    ("help\n-- \nAnn Lee\ninfo", [["help"]]),                 # a signature
-    ("help\n> info\ninfo", [["help"]]),                       # quoted text
-    ("help\nend\ninfo", [["help"], ["end"]]),                 # 'end'
-    ("\nhelp\n\n  INFO  \n", [["help"], ["INFO"]]),           # blank lines skipped, any case
-])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("help\nthanks!\ninfo", [["help"]]),  # a line that is not a command
+        ("help\n-- \nAnn Lee\ninfo", [["help"]]),  # a signature
+        ("help\n> info\ninfo", [["help"]]),  # quoted text
+        ("help\nend\ninfo", [["help"], ["end"]]),  # 'end'
+        ("\nhelp\n\n  INFO  \n", [["help"], ["INFO"]]),  # blank lines skipped, any case
+    ],
+)
 def test_body_parsing_stops_at_non_command_signature_quote_and_end(body, expected):
     """Body lines are read as commands until a non-command, '-- ', '>' or 'end'."""
     assert command_lines("", body) == expected
@@ -131,13 +161,17 @@ async def test_encoded_crlf_in_subject_argument_adds_no_header(server, sink):
 # ---------------------------------------------------------------- loop safety and the cap
 
 
-@pytest.mark.parametrize(("headers", "mail_from"), [
-    ("", ""),                                                                         # MAIL FROM:<>
-    ("Auto-Submitted: auto-replied\n", ANN),
-    ("Precedence: bulk\n", ANN),
-    ("Precedence: list\n", ANN),
-    (f"List-Id: {LIST_ID}\n", ANN),
-], ids=["null-sender", "auto-submitted", "precedence-bulk", "precedence-list", "own-list-id"])
+@pytest.mark.parametrize(
+    ("headers", "mail_from"),
+    [
+        ("", ""),  # MAIL FROM:<>
+        ("Auto-Submitted: auto-replied\n", ANN),
+        ("Precedence: bulk\n", ANN),
+        ("Precedence: list\n", ANN),
+        (f"List-Id: {LIST_ID}\n", ANN),
+    ],
+    ids=["null-sender", "auto-submitted", "precedence-bulk", "precedence-list", "own-list-id"],
+)
 async def test_no_reply_to_mail_that_could_loop(server, sink, headers, mail_from):
     """No answer to a null sender, auto-submitted or bulk mail, or mail carrying our own List-Id."""
     await send(server, ANN, "help", headers=headers, mail_from=mail_from)
@@ -194,19 +228,44 @@ def _samples(tmp_path: Path) -> dict[str, dict]:
     cfg = make_config(tmp_path)
     lst, site = cfg.lists["networking"], Site.of(cfg.server)
     now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-    mem = Member(list_name="networking", address=ANN, token="t0k3n", created_at=now,
-                 status="active", bounce_score=5.0)
-    post = Post(id=7, list_name="networking", sender=ANN, from_header=f"Ann Lee <{ANN}>",
-                subject="Anyone hiring?", received_at=now, raw=b"")
-    links = {"unsubscribe_url": f"{site.base_url}/u/t0k3n",
-             "leave_address": f"networking-leave+t0k3n@{DOMAIN}"}
-    confirm = {"token": "c0de", "confirm_address": f"networking-confirm+c0de@{DOMAIN}",
-               "confirm_url": f"{site.base_url}/c/c0de", "days": 7}
+    mem = Member(
+        list_name="networking",
+        address=ANN,
+        token="t0k3n",
+        created_at=now,
+        status="active",
+        bounce_score=5.0,
+    )
+    post = Post(
+        id=7,
+        list_name="networking",
+        sender=ANN,
+        from_header=f"Ann Lee <{ANN}>",
+        subject="Anyone hiring?",
+        received_at=now,
+        raw=b"",
+    )
+    links = {
+        "unsubscribe_url": f"{site.base_url}/u/t0k3n",
+        "leave_address": f"networking-leave+t0k3n@{DOMAIN}",
+    }
+    confirm = {
+        "token": "c0de",
+        "confirm_address": f"networking-confirm+c0de@{DOMAIN}",
+        "confirm_url": f"{site.base_url}/c/c0de",
+        "days": 7,
+    }
     base = {"lst": lst, "site": site, "request": REQUEST, "post_address": f"networking@{DOMAIN}"}
     topics = [{"number": 1, "subject": "Anyone hiring?", "name": "Ann Lee"}]
-    digest = {"title": lst.display_title, "heading": "Weekly digest, 23 Nov 2026 (1 message)",
-              "count_text": "1 message", "span": "on 23 Nov 2026", "date": "23 Nov 2026",
-              "request_address": REQUEST, "topics": topics}
+    digest = {
+        "title": lst.display_title,
+        "heading": "Weekly digest, 23 Nov 2026 (1 message)",
+        "count_text": "1 message",
+        "span": "on 23 Nov 2026",
+        "date": "23 Nov 2026",
+        "request_address": REQUEST,
+        "topics": topics,
+    }
     samples: dict[str, dict] = {
         "admin/approve_join.txt": {"address": ANN, **confirm},
         "admin/bounce_report.txt": {"member": mem, "last_error": "550 5.1.1 no such user"},
@@ -222,28 +281,46 @@ def _samples(tmp_path: Path) -> dict[str, dict]:
         "member/disabled.txt": {"member": mem},
         "member/goodbye.txt": {"member": mem},
         "member/held.txt": {"subject": "Anyone hiring?", "reason": "not a member"},
-        "member/job_ask.txt": {**confirm, "reason": "found work: got a job",
-                               "alumni_url": f"{site.base_url}/c/a1umni"},
+        "member/job_ask.txt": {
+            **confirm,
+            "reason": "found work: got a job",
+            "alumni_url": f"{site.base_url}/c/a1umni",
+        },
         "member/probe.txt": {"member": mem},
         "member/rejected.txt": {"subject": "Anyone hiring?", "reason": "only members may post"},
         "member/welcome.txt": {"member": mem, "delivery_words": "every post", **links},
-        "digest/plain.txt": {**digest, "messages": [
-            {"headers": [("From", "Ann Lee"), ("Subject", "Hi")], "body": "Hello all."}]},
+        "digest/plain.txt": {
+            **digest,
+            "messages": [
+                {"headers": [("From", "Ann Lee"), ("Subject", "Hi")], "body": "Hello all."}
+            ],
+        },
         "digest/toc.txt": digest,
         "digest/alumni.txt": {
-            "title": lst.display_title, "span": "from 1 Oct 2026 to 1 Nov 2026",
-            "highlights": [{"subject": "Anyone hiring?", "replies": 2,
-                            "excerpt": "Acme is hiring."}],
+            "title": lst.display_title,
+            "span": "from 1 Oct 2026 to 1 Nov 2026",
+            "highlights": [
+                {"subject": "Anyone hiring?", "replies": 2, "excerpt": "Acme is hiring."}
+            ],
             "pulse": [PulseLine("Posts about hiring", "12", "fewer than 3", "up")],
-            "now_word": "this month", "before_word": "last month",
-            "list_address": f"networking@{DOMAIN}", "request_address": REQUEST},
-        "web/page.html": {"title": "Leave?", "paragraphs": ("Press the button.",),
-                          "button": "Unsubscribe", "action": "/u/t0k3n",
-                          "fields": (("List-Unsubscribe", "One-Click"),),
-                          "footer": "Opening this page changes nothing."},
+            "now_word": "this month",
+            "before_word": "last month",
+            "list_address": f"networking@{DOMAIN}",
+            "request_address": REQUEST,
+        },
+        "web/page.html": {
+            "title": "Leave?",
+            "paragraphs": ("Press the button.",),
+            "button": "Unsubscribe",
+            "action": "/u/t0k3n",
+            "fields": (("List-Unsubscribe", "One-Click"),),
+            "footer": "Opening this page changes nothing.",
+        },
     }
-    return {name: {**base, **ctx} if name.split("/")[0] in ("admin", "commands", "member") else ctx
-            for name, ctx in samples.items()}
+    return {
+        name: {**base, **ctx} if name.split("/")[0] in ("admin", "commands", "member") else ctx
+        for name, ctx in samples.items()
+    }
 
 
 def test_every_template_renders_with_sample_context(tmp_path):

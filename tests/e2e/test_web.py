@@ -114,7 +114,8 @@ async def test_get_confirm_page_shows_button_and_post_confirms(server, sink, web
 async def test_page_escapes_html_in_addresses(server, web):
     """Text put into a page is HTML-escaped."""
     with server.store.session() as s:
-        tok = tokens.create_token(s, "networking", '"<b>x</b>"@example.com', "join",
-                                  datetime.now(UTC), 7)
+        tok = tokens.create_token(
+            s, "networking", '"<b>x</b>"@example.com', "join", datetime.now(UTC), 7
+        )
     page = await web.get(f"/c/{tok.token}")
     assert "<b>x</b>" not in page.text and "&lt;b&gt;" in page.text

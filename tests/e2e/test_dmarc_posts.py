@@ -12,15 +12,18 @@ NONE = {"_dmarc.example.com": "v=DMARC1; p=none; rua=mailto:d@example.com"}
 VIA = "Ann Lee via Tri-County Job Seekers Networking"
 LIST = f"networking@{DOMAIN}"
 
-BODY = ("Hi all,\r\n"
-        "The café on Main St is hiring baristas: ask for Zoë.   \r\n"
-        "A line that is quite long, so long that a careless re-encoder would wrap it somewhere near here.\r\n"
-        "\r\n"
-        ".leading dot and trailing blanks  \r\n"
-        "-- \r\n"
-        "Ann\r\n").encode()
+BODY = (
+    "Hi all,\r\n"
+    "The café on Main St is hiring baristas: ask for Zoë.   \r\n"
+    "A line that is quite long, so long that a careless re-encoder would wrap it somewhere near here.\r\n"
+    "\r\n"
+    ".leading dot and trailing blanks  \r\n"
+    "-- \r\n"
+    "Ann\r\n"
+).encode()
 
-POST = make_message("""
+POST = (
+    make_message("""
     From: Ann Lee <ann@example.com>
     To: networking@lists.example.org
     Cc: Bob Stone <bob@example.net>
@@ -32,12 +35,18 @@ POST = make_message("""
     Content-Type: text/plain; charset=utf-8
     Content-Transfer-Encoding: 8bit
 
-    """) + BODY
+    """)
+    + BODY
+)
 
 
-async def post_and_receive(srv, sink, raw: bytes = POST, sender: str = "ann@example.com") -> Received:  # type: ignore[no-untyped-def]
+async def post_and_receive(
+    srv, sink, raw: bytes = POST, sender: str = "ann@example.com"
+) -> Received:  # type: ignore[no-untyped-def]
     """Post as Ann to the list and return the copy Carol (a plain member) receives."""
-    add_members(srv, "ann@example.com", "bob@example.net", "carol@example.org", "ann@mail.example.com")
+    add_members(
+        srv, "ann@example.com", "bob@example.net", "carol@example.org", "ann@mail.example.com"
+    )
     await asend(srv.smtp_port, sender, LIST, raw)
     await wait_for(lambda: sink.to("carol@example.org"), what="carol's copy")
     return sink.to("carol@example.org")[0]
@@ -64,7 +73,10 @@ async def test_munge_with_reply_to_list_sends_from_the_list_and_cc_the_author(se
     msg = copy.msg
 
     assert addresses(msg["From"]) == [(VIA, LIST)]
-    assert addresses(msg["Cc"]) == [("Bob Stone", "bob@example.net"), ("Ann Lee", "ann@example.com")]
+    assert addresses(msg["Cc"]) == [
+        ("Bob Stone", "bob@example.net"),
+        ("Ann Lee", "ann@example.com"),
+    ]
     assert addresses(msg["Reply-To"]) == [("", LIST)]
     assert msg["X-Original-From"] == "Ann Lee <ann@example.com>"
     assert msg["To"] == LIST

@@ -19,12 +19,19 @@ local_parts = st.lists(atoms, min_size=1, max_size=4).map(".".join).filter(lambd
 labels = st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?\Z")
 domains = st.lists(labels, min_size=2, max_size=4).map(".".join)
 addresses = st.builds(lambda local, dom: f"{local}@{dom}", local_parts, domains)
-list_names = st.from_regex(r"\A[a-z0-9][a-z0-9._]{0,15}\Z").filter(lambda n: ".." not in n and not n.endswith("."))
-suffixes = st.sampled_from(["", "request", "join", "subscribe", "leave", "unsubscribe", "owner", "confirm"])
+list_names = st.from_regex(r"\A[a-z0-9][a-z0-9._]{0,15}\Z").filter(
+    lambda n: ".." not in n and not n.endswith(".")
+)
+suffixes = st.sampled_from(
+    ["", "request", "join", "subscribe", "leave", "unsubscribe", "owner", "confirm"]
+)
 
 
 def random_case(draw_bits: list[bool], text: str) -> str:
-    return "".join(c.upper() if bit else c for c, bit in zip(text, draw_bits + [False] * len(text)))
+    return "".join(
+        c.upper() if bit else c
+        for c, bit in zip(text, draw_bits + [False] * len(text), strict=False)
+    )
 
 
 @given(addresses)
@@ -51,7 +58,9 @@ def test_verp_address_routes_back_to_the_bounce_handler(addr):
     assert verp_decode(detail) == addr
 
 
-@given(list_names, suffixes, st.lists(st.booleans(), max_size=60), st.lists(st.booleans(), max_size=30))
+@given(
+    list_names, suffixes, st.lists(st.booleans(), max_size=60), st.lists(st.booleans(), max_size=30)
+)
 def test_split_recipient_ignores_case(name, suffix, local_bits, domain_bits):
     """Upper-casing any letters of the local part or domain does not change the route."""
     local = name if not suffix else f"{name}-{suffix}"
@@ -88,17 +97,24 @@ def test_prefix_is_never_stacked_on_replies(subject, prefix, markers):
 
 def test_prefix_example_from_the_spec():
     """'Re: [networking] Re: [networking] x' becomes '[networking] Re: x'."""
-    assert prefixed_subject("Re: [networking] Re: [networking] x", "[networking] ") == "[networking] Re: x"
+    assert (
+        prefixed_subject("Re: [networking] Re: [networking] x", "[networking] ")
+        == "[networking] Re: x"
+    )
 
 
-header_values = st.text(alphabet=string.ascii_letters + string.digits + " .,:;<>@-_", min_size=1, max_size=40)
+header_values = st.text(
+    alphabet=string.ascii_letters + string.digits + " .,:;<>@-_", min_size=1, max_size=40
+)
 bodies = st.binary(max_size=400).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"\r\n"))
 
 
 @given(header_values, header_values, bodies)
 def test_raw_message_round_trip_keeps_body_bytes(subject, sender, body):
     """RawMessage(raw).to_bytes() keeps the body exactly, also after its headers are edited."""
-    raw = (f"From: {sender}\r\nSubject: {subject}\r\nMessage-ID: <x@example.com>\r\n\r\n").encode() + body
+    raw = (
+        f"From: {sender}\r\nSubject: {subject}\r\nMessage-ID: <x@example.com>\r\n\r\n"
+    ).encode() + body
     msg = RawMessage(raw)
     assert msg.to_bytes() == raw
     msg.set("Subject", "[networking] changed")

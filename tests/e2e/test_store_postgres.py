@@ -14,13 +14,23 @@ from sqlalchemy import inspect
 from sqlmodel import func, select
 
 from listserv.delivery import Deliverer
-from listserv.store import Store, members, open_store, outbound as queue
+from listserv.store import Store, members, open_store
+from listserv.store import outbound as queue
 from listserv.store.tables import Delivery
 from tests.conftest import DOMAIN, FakeResolver, make_config, make_message, send, wait_for
-from tests.pgcluster import pg_cluster  # noqa: F401  (session fixture; skips without PostgreSQL)
 
-TABLES = {"member", "post", "inbound", "outbound", "delivery", "token", "event", "digest_run",
-          "list_state", "reply_count"}
+TABLES = {
+    "member",
+    "post",
+    "inbound",
+    "outbound",
+    "delivery",
+    "token",
+    "event",
+    "digest_run",
+    "list_state",
+    "reply_count",
+}
 
 
 @pytest.fixture
@@ -41,17 +51,27 @@ def seed(store: Store, count: int) -> int:
     with store.session() as s:
         members.ensure_list(s, "networking", now)
         for i in range(count):
-            m = members.upsert_member(s, "networking", f"m{i:04d}@example.org", now, status="pending")
+            m = members.upsert_member(
+                s, "networking", f"m{i:04d}@example.org", now, status="pending"
+            )
             members.activate(s, m, now, "test")
-        members.upsert_member(s, "networking", "digest@example.org", now, status="active", delivery="digest")
+        members.upsert_member(
+            s, "networking", "digest@example.org", now, status="active", delivery="digest"
+        )
         gone = members.upsert_member(s, "networking", "gone@example.org", now, status="active")
         members.remove(s, gone, now, "test")
-        out = queue.add_outbound(s, "networking", "post", make_message("""
+        out = queue.add_outbound(
+            s,
+            "networking",
+            "post",
+            make_message("""
             From: ann@example.com
             Subject: [networking] hello
 
             Hello.
-            """), now)
+            """),
+            now,
+        )
         assert out.id is not None
         return out.id
 
@@ -77,8 +97,10 @@ def test_members_round_trip(pg_store):
         found = members.get_member(s, "networking", "m0001@example.org")
         assert found is not None and found.status == "active" and len(found.token) == 40
         assert members.member_by_token(s, found.token).address == "m0001@example.org"  # type: ignore[union-attr]
-        assert [m.address for m in members.list_members(s, "networking", "active")][:2] == \
-            ["digest@example.org", "m0000@example.org"]
+        assert [m.address for m in members.list_members(s, "networking", "active")][:2] == [
+            "digest@example.org",
+            "m0000@example.org",
+        ]
 
 
 def test_fan_out_twice_queues_each_member_once(pg_store):
@@ -174,8 +196,12 @@ async def test_server_on_postgresql_delivers_a_post_to_every_member(pg_url, tmp_
         now = datetime.now(UTC)
         with srv.store.session() as s:
             for address in addresses:
-                members.activate(s, members.upsert_member(s, "networking", address, now, status="pending"),
-                                 now, "test")
+                members.activate(
+                    s,
+                    members.upsert_member(s, "networking", address, now, status="pending"),
+                    now,
+                    "test",
+                )
         raw = make_message(f"""
             From: Ann Lee <ann@example.com>
             To: networking@{DOMAIN}
@@ -184,7 +210,12 @@ async def test_server_on_postgresql_delivers_a_post_to_every_member(pg_url, tmp_
 
             Hello from PostgreSQL.
             """)
-        assert await asyncio.to_thread(send, srv.smtp_port, "ann@example.com", f"networking@{DOMAIN}", raw) == {}
+        assert (
+            await asyncio.to_thread(
+                send, srv.smtp_port, "ann@example.com", f"networking@{DOMAIN}", raw
+            )
+            == {}
+        )
         await wait_for(lambda: len(sink.messages) == 3, what="three copies")
         assert sorted(m.rcpt for m in sink.messages) == addresses
         assert all(m.msg["Subject"] == "[networking] Postgres works" for m in sink.messages)

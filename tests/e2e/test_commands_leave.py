@@ -10,8 +10,16 @@ from sqlmodel import select
 
 from listserv.server import Server
 from listserv.store.tables import Event, Post
-from tests.conftest import (DOMAIN, Sink, add_members, base_url, confirm_token, mails_to,
-                            member, settled)
+from tests.conftest import (
+    DOMAIN,
+    Sink,
+    add_members,
+    base_url,
+    confirm_token,
+    mails_to,
+    member,
+    settled,
+)
 from tests.conftest import send_to_list as send
 
 REQUEST = f"networking-request@{DOMAIN}"
@@ -21,16 +29,13 @@ BOB = "bob@example.net"
 ASK = '[lists.networking.alumni]\non_job_leave = "ask"\n'
 
 
-
 def events(srv: Server, kind: str) -> list[Event]:
     with srv.store.session() as s:
         return list(s.exec(select(Event).where(Event.kind == kind)))
 
 
-
 def text(msg: EmailMessage) -> str:
     return msg.get_content()
-
 
 
 async def reply_to(srv: Server, msg: EmailMessage, sender: str = ANN) -> None:
@@ -74,11 +79,21 @@ async def test_leave_command_with_job_reason_to_request_switches_to_alumni(serve
 async def test_job_news_in_reply_body_counts_but_quoted_news_does_not(server, sink):
     """The classifier reads the member's own words: a 'Re:' subject is fine, quoted text is not."""
     add_members(server, ANN, BOB)
-    await send(server, ANN, LEAVE, "Re: [networking] Weekly digest",
-               "I landed a new position, please unsubscribe me.")
+    await send(
+        server,
+        ANN,
+        LEAVE,
+        "Re: [networking] Weekly digest",
+        "I landed a new position, please unsubscribe me.",
+    )
     assert_alumni_switch(server, (await mails_to(sink, ANN))[0])
-    await send(server, BOB, LEAVE, "Re: [networking] Good news",
-               "Please remove me.\n\nOn Monday, Ann wrote:\n> I got a job at Acme!")
+    await send(
+        server,
+        BOB,
+        LEAVE,
+        "Re: [networking] Good news",
+        "Please remove me.\n\nOn Monday, Ann wrote:\n> I got a job at Acme!",
+    )
     ask = (await mails_to(sink, BOB))[0]
     assert ask["Subject"].startswith("Please confirm: leave")
     assert member(server, BOB).delivery == "regular"
@@ -242,8 +257,9 @@ async def test_unsubscribe_posted_to_list_is_not_distributed_and_handled_private
 async def test_post_that_only_talks_about_unsubscribing_is_distributed(server, sink):
     """Rule 5 is narrow: a question about unsubscribing someone else is an ordinary post."""
     add_members(server, ANN, BOB)
-    await send(server, ANN, f"networking@{DOMAIN}", "Question",
-               "How do I unsubscribe my colleague?")
+    await send(
+        server, ANN, f"networking@{DOMAIN}", "Question", "How do I unsubscribe my colleague?"
+    )
     await mails_to(sink, BOB)
     assert member(server, ANN).delivery == "regular"
 
