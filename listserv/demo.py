@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from listserv.config import load_config
+from listserv.states import MemberStatus
 from listserv.store import members
 
 DEMO_CONFIG = """\
@@ -59,8 +60,10 @@ async def run_demo(folder: Path) -> list[Path]:
         now = datetime.now(UTC)
         with srv.store.session() as s:
             for address in ("ann@example.com", "bob@example.net", "cy@example.org"):
-                m = members.upsert_member(s, "networking", address, now, status="pending")
-                if m.status != "active":
+                m = members.upsert_member(
+                    s, "networking", address, now, status=MemberStatus.PENDING
+                )
+                if m.status != MemberStatus.ACTIVE:
                     members.activate(s, m, now, "demo")
         for text, rcpt, sender in (
             (POST, "networking@lists.example.org", "ann@example.com"),

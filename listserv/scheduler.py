@@ -14,6 +14,7 @@ from apscheduler.triggers.cron import CronTrigger
 from listserv.bounces import score as bounces
 from listserv.config import Config
 from listserv.digest import runs as digest_runs
+from listserv.states import DigestKind
 from listserv.store import Store
 
 log = logging.getLogger("listserv.scheduler")
@@ -21,13 +22,13 @@ log = logging.getLogger("listserv.scheduler")
 MAINTENANCE_CRON = "17 3 * * *"  # bounce score upkeep and probes, daily
 
 
-def digest_jobs(cfg: Config) -> list[tuple[str, str, str]]:
+def digest_jobs(cfg: Config) -> list[tuple[str, DigestKind, str]]:
     """(list, kind, cron) for every digest the config asks for."""
-    jobs = []
+    jobs: list[tuple[str, DigestKind, str]] = []
     for name, lst in cfg.lists.items():
-        jobs.append((name, "regular", lst.digest.schedule))
+        jobs.append((name, DigestKind.REGULAR, lst.digest.schedule))
         if lst.alumni.enabled:
-            jobs.append((name, "alumni", lst.alumni.schedule))
+            jobs.append((name, DigestKind.ALUMNI, lst.alumni.schedule))
     return jobs
 
 

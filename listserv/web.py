@@ -15,6 +15,7 @@ from listserv import membership
 from listserv.config import Config
 from listserv.errors import TokenError
 from listserv.render import render_text
+from listserv.states import MemberStatus
 from listserv.store import Store, members, tokens
 
 # Not "reply to a list message": a reply to a post goes to everyone on the list.
@@ -90,7 +91,7 @@ def make_app(
             lst = cfg.lists.get(member.list_name) if member else None
             if member is None or lst is None:
                 return 404, ""
-            if member.status == "left":
+            if member.status == MemberStatus.LEFT:
                 return 200, lst.display_title
             if not one_click:
                 return 0, lst.display_title

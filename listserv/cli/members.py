@@ -180,7 +180,7 @@ def members_import(
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
             line = reader.line_num
             address = row.get("address", "")
-            delivery = (row.get("delivery") or "regular").lower()
+            delivery = (row.get("delivery") or Delivery.REGULAR).lower()
             if not is_valid_address(address):
                 err.print(
                     f"{file}:{line}: {address!r} is not an email address; skipped",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from listserv import membership
 from listserv.commands.registry import Context, Outcome, command
+from listserv.states import Delivery
 
 
 @command(
@@ -13,5 +14,5 @@ from listserv.commands.registry import Context, Outcome, command
     summary="Join this list; add 'digest' for one mail a week, 'alumni' for the monthly update.",
 )
 def join(ctx: Context, args: list[str]) -> Outcome:
-    ctx.result("", membership.join(ctx, args[0] if args else "regular"))
+    ctx.result("", membership.join(ctx, args[0] if args else Delivery.REGULAR))
     return Outcome.CONTINUE

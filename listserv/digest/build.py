@@ -17,6 +17,7 @@ from listserv.addresses import list_address
 from listserv.config import ListConfig
 from listserv.message import first_text, readable
 from listserv.render import render_text
+from listserv.states import DigestKind
 from listserv.text import own_lines, strip_markers
 
 # Embedded posts keep their own header folding (they go out unchanged); our headers fold as usual.
@@ -112,11 +113,11 @@ def cadence_word(cron: str) -> str:
 
 def digest_subject(lst: ListConfig, kind: str, period_end: datetime, count: int, tz: tzinfo) -> str:
     """'[networking] Weekly digest, 23 Nov 2026 (12 messages)' or an alumni update's subject."""
-    if kind == "regular":
+    if kind == DigestKind.REGULAR:
         word = cadence_word(lst.digest.schedule)
         text = f"{word} digest" if word else "Digest"
         text = f"{text}, {_day(period_end, tz)} ({_count(count)})"
-    elif kind == "alumni":
+    elif kind == DigestKind.ALUMNI:
         text = f"Alumni update, {_alumni_period(lst, period_end, tz)}"
     else:
         raise ValueError(f"unknown digest kind {kind!r}; use 'regular' or 'alumni'")
@@ -139,7 +140,7 @@ def build_regular_digest(
     if fmt not in ("mime", "plain"):
         raise ValueError(f"unknown digest format {fmt!r}; use 'mime' or 'plain'")
     ordered = sorted(posts, key=lambda p: p.received_at)
-    subject = digest_subject(lst, "regular", period_end, len(ordered), tz)
+    subject = digest_subject(lst, DigestKind.REGULAR, period_end, len(ordered), tz)
     ctx = {
         "title": lst.display_title,
         "heading": subject.removeprefix(lst.prefix.strip()).strip(),
@@ -228,7 +229,11 @@ def build_alumni_digest(
         request_address=list_address(lst.name, domain, "request"),
     )
     msg = _envelope(
-        lst, domain, digest_subject(lst, "alumni", period_end, len(posts), tz), period_end, tz
+        lst,
+        domain,
+        digest_subject(lst, DigestKind.ALUMNI, period_end, len(posts), tz),
+        period_end,
+        tz,
     )
     _set_text(msg, body)
     return msg

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -79,15 +80,17 @@ _COMPANY = r"(?-i:[A-Z])[\w&.'-]*(?: (?-i:[A-Z])[\w&.'-]*)*"
 
 
 class Rule(NamedTuple):
-    """A found-work phrase. subject: its speaker must be the sender. weak: no other reason given."""
+    """A found-work phrase. subject: its speaker must be the sender. weak: counts only when no
+    other reason is given. unsure: says the search is over, not why (RETENTION.md rule 9)."""
 
     pattern: re.Pattern[str]
     subject: bool
     weak: bool
+    unsure: bool
 
 
-def _rule(regex: str, subject: bool = True, weak: bool = False) -> Rule:
-    return Rule(re.compile(regex, _I), subject, weak)
+def _rule(regex: str, subject: bool = True, weak: bool = False, unsure: bool = False) -> Rule:
+    return Rule(re.compile(regex, _I), subject, weak or unsure, unsure)
 
 
 # ---------------------------------------------------------------- classify_leave: the phrase table
@@ -151,11 +154,11 @@ FOUND_WORK: tuple[Rule, ...] = (
     _rule(rf"\bmy new (?:job|role|position|gig|employer|workplace)\b{_NOT_AFTER}", subject=False),
     _rule(rf"^new (?:job|role|position|gig)\b{_NOT_AFTER}"),  # "New job, new city!"
     _rule(r"\bmy first day (?:at|with|is|will be|of work|on the job)\b", subject=False),
-    _rule(r"\b(?:my|the) (?:job )?(?:search|hunt) is (?:\w+ )?over\b", subject=False, weak=True),
+    _rule(r"\b(?:my|the) (?:job )?(?:search|hunt) is (?:\w+ )?over\b", subject=False, unsure=True),
     _rule(
         r"\bno longer (?:looking|searching|job[- ]?(?:hunting|seeking|searching))\b"
         r"|\bnot looking anymore\b|\boff the (?:job )?market\b",
-        weak=True,
+        unsure=True,
     ),
     # Spanish: the verb's ending already says "I".
     _rule(
@@ -181,7 +184,7 @@ FOUND_WORK: tuple[Rule, ...] = (
         subject=False,
     ),
     _rule(r"\bmi nuevo (?:trabajo|empleo|puesto)\b", subject=False),
-    _rule(r"\bya no (?:estoy )?buscando\b|\bya no busco\b", subject=False, weak=True),
+    _rule(r"\bya no (?:estoy )?buscando\b|\bya no busco\b", subject=False, unsure=True),
     # French
     _rule(
         r"\bj'ai (?:enfin |finalement )?(?:trouv[ée]|d[ée]croch[ée]|obtenu|retrouv[ée]|eu"
@@ -206,7 +209,7 @@ FOUND_WORK: tuple[Rule, ...] = (
         subject=False,
     ),
     _rule(r"\bmon nouvel? (?:poste|emploi|travail|job|boulot|employeur)\b", subject=False),
-    _rule(r"\bje ne (?:re)?cherche plus\b", subject=False, weak=True),
+    _rule(r"\bje ne (?:re)?cherche plus\b", subject=False, unsure=True),
     # German: "ich habe ... gefunden" with no kein/nicht on the way.
     _rule(
         r"\bich habe (?:(?!kein|nicht|nie)\w+ ){0,3}(?:job|stelle|arbeit|anstellung|arbeitsstelle"
@@ -232,7 +235,7 @@ FOUND_WORK: tuple[Rule, ...] = (
         r"|meiner neuen stelle)\b",
         subject=False,
     ),
-    _rule(r"\bich suche nicht mehr\b", subject=False, weak=True),
+    _rule(r"\bich suche nicht mehr\b", subject=False, unsure=True),
 )
 
 # ---------------------------------------------------------------- classify_leave: what cancels it
@@ -316,12 +319,27 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])(?<!\d\.)\s+|\n+|\s[-–—]+\s")  # "
 # ---------------------------------------------------------------- classify_leave: the logic
 
 
+class LeaveOutcome(StrEnum):
+    FOUND_WORK = "found_work"
+    UNSURE = "unsure"  # may mean work was found: asked, never switched silently
+    OTHER = "other"
+
+
 @dataclass(frozen=True)
 class LeaveVerdict:
-    """Whether a leave request says the sender found work, and the phrase that said so."""
+    """What a leave request says (RETENTION.md): found work, unsure, or other; and the words
+    that decided it, kept on the member's event."""
 
-    found_work: bool
+    outcome: LeaveOutcome
     phrase: str | None
+
+    @property
+    def found_work(self) -> bool:
+        return self.outcome == LeaveOutcome.FOUND_WORK
+
+    @property
+    def unsure(self) -> bool:
+        return self.outcome == LeaveOutcome.UNSURE
 
 
 def _sentences(text: str) -> Iterator[tuple[int, str]]:
@@ -377,13 +395,13 @@ def classify_leave(subject: str, body: str, extra_phrases: Sequence[str] = ()) -
     """Does this leave request say the sender found work? Doubt means no.
 
     >>> classify_leave("unsubscribe", "Please remove me, I got a job at Acme!")
-    LeaveVerdict(found_work=True, phrase='got a job')
+    LeaveVerdict(outcome=<LeaveOutcome.FOUND_WORK: 'found_work'>, phrase='got a job')
     >>> classify_leave("unsubscribe", "I still haven't found a job.").found_work
     False
     """
     text = clean_text(subject, body)[:MAX_CLASSIFIED_CHARS]
     if _is_auto_reply(subject, text):
-        return LeaveVerdict(False, None)
+        return LeaveVerdict(LeaveOutcome.OTHER, None)
     rules = FOUND_WORK + _extra_rules(tuple(extra_phrases))
     vetoes = [m.start() for m in _VETO.finditer(text)]
     other_reason = bool(_OTHER_REASON.search(text))
@@ -395,5 +413,6 @@ def classify_leave(subject: str, body: str, extra_phrases: Sequence[str] = ()) -
                 continue
             for m in rule.pattern.finditer(sentence):
                 if _counts(rule, sentence, m, offset, vetoes):
-                    return LeaveVerdict(True, m.group(0).strip())
-    return LeaveVerdict(False, None)
+                    outcome = LeaveOutcome.UNSURE if rule.unsure else LeaveOutcome.FOUND_WORK
+                    return LeaveVerdict(outcome, m.group(0).strip())
+    return LeaveVerdict(LeaveOutcome.OTHER, None)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from listserv.retention import (
+    LeaveOutcome,
     LeaveVerdict,
     classify_leave,
     classify_topic,
@@ -133,12 +134,10 @@ def test_clean_text_normalises_whitespace_and_typographic_quotes():
         "I start my new role on the 3rd.",
         "I finally found employment.",
         "got the gig!!",
-        "I'm no longer looking, thanks all.",
         "Acme hired me!",
         "They made me an offer and I said yes.",
         "I'm joining Stark Industries as an engineer.",
         "I'm employed again!",
-        "My job search is over.",
         "I start Monday.",
         "Hired! Please remove me.",
         "I'm now working for the state as a case manager.",
@@ -152,8 +151,10 @@ def test_common_found_work_phrasings_are_found_work(body):
 def test_verdict_carries_the_matched_phrase_for_the_event_log():
     """The verdict names the phrase that decided it; a miss carries None."""
     verdict = classify_leave("unsubscribe", "Please remove me, I landed a job at Acme")
-    assert verdict == LeaveVerdict(True, "landed a job")
-    assert classify_leave("unsubscribe", "too many emails") == LeaveVerdict(False, None)
+    assert verdict == LeaveVerdict(LeaveOutcome.FOUND_WORK, "landed a job")
+    assert classify_leave("unsubscribe", "too many emails") == LeaveVerdict(
+        LeaveOutcome.OTHER, None
+    )
 
 
 def test_reason_in_subject_alone_counts():
@@ -594,3 +595,10 @@ def test_huge_or_pathological_bodies_are_handled_quickly():
         classify_topic("", body)
         is_unsubscribe_request("", body)
         assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize("body", ["I'm no longer looking, thanks all.", "My job search is over."])
+def test_search_over_with_no_reason_is_unsure_not_found_work(body):
+    """RETENTION.md rule 9: "not looking anymore" with no reason is asked, never switched."""
+    verdict = classify_leave("unsubscribe", body)
+    assert verdict.outcome == LeaveOutcome.UNSURE and not verdict.found_work
