@@ -135,6 +135,7 @@ class ServerConfig(_Model):
     delivery_connections: int = Field(default=4, ge=1, le=64)
     token_days: int = Field(default=7, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    auto_upgrade: bool = False  # serve upgrades an older database schema at start
 
     @field_validator("domain")
     @classmethod

@@ -51,7 +51,7 @@ class Server:
 
     def __init__(self, cfg: Config, *, dmarc: DmarcPolicies | None = None) -> None:
         self.cfg = cfg
-        self.store: Store = open_store(cfg.database_url)
+        self.store: Store = open_store(cfg.database_url, upgrade=cfg.server.auto_upgrade)
         self.dmarc = dmarc if dmarc is not None else DmarcPolicies(default_resolver())
         self.deliverer = Deliverer(self.store, self.config, on_failure=bounces.delivery_failed)
         self.inbound = InboundWorker(self.store, self.config, self.dmarc, self.deliverer.wake)

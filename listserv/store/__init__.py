@@ -10,10 +10,10 @@ from typing import Any, cast
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from listserv.errors import StorageError
-from listserv.store import tables  # noqa: F401  (registers the tables)
+from listserv.store import schema, tables  # noqa: F401  (tables: registers the tables)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -52,9 +52,10 @@ class Store:
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
 
-    def create_tables(self) -> None:
+    def prepare(self, upgrade: bool = False) -> None:
+        """A fresh database gets every table; an older one is refused unless upgrade is set."""
         try:
-            SQLModel.metadata.create_all(self.engine)
+            schema.prepare(self.engine, self.url, upgrade)
         except OperationalError as exc:
             raise StorageError(f"cannot open the database {self.url}: {exc.orig}") from None
 
@@ -76,10 +77,11 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(url: str) -> Store:
-    """Open (and create if needed) the store at url."""
+def open_store(url: str, upgrade: bool = False) -> Store:
+    """Open the store at url: created when new; an older schema is refused (SchemaBehind)
+    unless upgrade is set."""
     store = Store(url)
-    store.create_tables()
+    store.prepare(upgrade)
     return store
 
 

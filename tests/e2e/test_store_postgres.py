@@ -85,7 +85,7 @@ def test_create_tables_makes_every_table(pg_store):
     """open_store creates all tables on PostgreSQL, and doing it again is harmless."""
     assert pg_store.dialect == "postgresql"
     assert TABLES <= set(inspect(pg_store.engine).get_table_names())
-    pg_store.create_tables()
+    pg_store.prepare()
     assert pg_store.ping()
 
 
