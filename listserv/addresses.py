@@ -7,9 +7,21 @@ from email.headerregistry import Address
 from email.utils import getaddresses, parseaddr
 
 # Address suffixes a list answers to, beside the bare list name (SPEC section 3).
-SUFFIXES = ("request", "join", "subscribe", "leave", "unsubscribe", "confirm", "owner", "bounces")
+SUFFIXES = (
+    "request",
+    "join",
+    "subscribe",
+    "leave",
+    "unsubscribe",
+    "confirm",
+    "owner",
+    "bounces",
+    "alumni",
+)
 # Suffixes that may carry a "+detail" part.
-TOKENED = {"leave", "confirm", "bounces"}
+TOKENED = {"leave", "confirm", "bounces", "alumni"}
+# Suffixes that exist only with a member's token: NAME-alumni+TOKEN@ (SPEC section 3).
+TOKEN_ONLY = {"alumni"}
 
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
 _DOMAIN = re.compile(
@@ -78,6 +90,8 @@ def split_recipient(
         for suffix in SUFFIXES:
             if base == f"{name}-{suffix}":
                 if plus and suffix not in TOKENED:
+                    return None
+                if suffix in TOKEN_ONLY and not detail:
                     return None
                 return name, suffix, detail
     return None

@@ -19,6 +19,7 @@ from listserv.addresses import list_address
 from listserv.config import Config, ListConfig, Site
 from listserv.errors import ListservError, NotAMember, TokenError
 from listserv.notices import notice, reply
+from listserv.retention import LeaveOutcome
 from listserv.states import LIVE, Delivery, EventKind, MemberStatus, TokenAction
 from listserv.store import members, tokens
 from listserv.store.tables import Member, Token
@@ -61,40 +62,39 @@ class Context:
 
 
 def links(ctx: Context, member: Member) -> dict[str, str]:
-    """The member's one-step ways out, for templates."""
+    """The member's one-step ways out (a full leave) and sideways (stay as an alumnus)."""
+    name, domain, token = ctx.lst.name, ctx.site.domain, member.token
     return {
-        "unsubscribe_url": ctx.site.url("u", member.token),
-        "leave_address": list_address(ctx.lst.name, ctx.site.domain, "leave", member.token),
+        "unsubscribe_url": ctx.site.url("u", token),
+        "leave_address": list_address(name, domain, "leave", token),
+        "alumni_url": ctx.site.url("a", token),
+        "alumni_address": list_address(name, domain, "alumni", token),
     }
 
 
 def ask_to_confirm(
-    ctx: Context, address: str, action: str, template: str, **payload: object
+    ctx: Context,
+    address: str,
+    action: str,
+    template: str,
+    shown: dict[str, object] | None = None,
+    **payload: object,
 ) -> str:
-    """Make a token for action and queue the mail asking to confirm it; returns the token."""
+    """Make a token for action (payload kept with it) and queue the mail asking to confirm
+    it, its template also seeing shown; returns the token."""
     tok = tokens.create_token(
-        ctx.s,
-        ctx.lst.name,
-        address,
-        action,
-        ctx.now,
-        ctx.cfg.server.token_days,
-        payload=dict(payload),
+        ctx.s, ctx.lst.name, address, action, ctx.now, ctx.cfg.server.token_days, payload=payload
     )
     confirm_address = list_address(ctx.lst.name, ctx.site.domain, "confirm", tok.token)
-    ctx.replies.append(
-        Reply(
-            template,
-            {
-                "token": tok.token,
-                "confirm_address": confirm_address,
-                "confirm_url": ctx.site.url("c", tok.token),
-                "days": ctx.cfg.server.token_days,
-                **payload,
-            },
-            reply_to=confirm_address,
-        )
-    )
+    template_ctx = {
+        "token": tok.token,
+        "confirm_address": confirm_address,
+        "confirm_url": ctx.site.url("c", tok.token),
+        "days": ctx.cfg.server.token_days,
+        **payload,
+        **(shown or {}),
+    }
+    ctx.replies.append(Reply(template, template_ctx, reply_to=confirm_address))
     return tok.token
 
 
@@ -130,9 +130,17 @@ def welcome(ctx: Context, member: Member) -> None:
     )
 
 
+def offers_alumni(ctx: Context, member: Member) -> bool:
+    """Every leave confirmation and goodbye offers alumni mode, unless the member already is
+    an alumnus or the list has none (SPEC 5, rule 3)."""
+    return ctx.lst.alumni.enabled and member.delivery != Delivery.ALUMNI
+
+
 def goodbye(ctx: Context, member: Member, reason: str) -> None:
+    offer = offers_alumni(ctx, member)
     members.remove(ctx.s, member, ctx.now, reason)
-    ctx.replies.append(Reply("member/goodbye.txt", {"member": member}))
+    shown = {"member": member, "offer_alumni": offer, **links(ctx, member)}
+    ctx.replies.append(Reply("member/goodbye.txt", shown))
 
 
 def switch_to_alumni(ctx: Context, member: Member, reason: str, found_work: bool = True) -> None:
@@ -201,6 +209,25 @@ def choose_alumni(ctx: Context) -> str:
     return "Done: you are now in alumni mode."
 
 
+def stay_as_alumni(ctx: Context, member: Member) -> str:
+    """The one-step alumni offer (BASE/a/TOKEN, NAME-alumni+TOKEN@): switch at once; a member
+    who has just left comes back as an alumnus."""
+    if not ctx.lst.alumni.enabled:
+        return "This list has no alumni mode, so there is nothing to switch."
+    if member.status in LIVE and member.delivery == Delivery.ALUMNI:
+        return "You are already in alumni mode."
+    if member.status == MemberStatus.PENDING:
+        return "Your subscription is not confirmed yet; please reply to the confirmation first."
+    if member.status == MemberStatus.LEFT:
+        members.activate(ctx.s, member, ctx.now, "came back as an alumnus after leaving")
+    since = ctx.now - timedelta(days=ctx.cfg.server.token_days)
+    found_work = members.has_event(
+        ctx.s, ctx.lst.name, member.address, EventKind.JOB_LEAVE, since
+    )  # congratulate a member who just told us they found work
+    switch_to_alumni(ctx, member, "chose to stay as an alumnus", found_work=found_work)
+    return "Done: you are now in alumni mode."
+
+
 def back(ctx: Context) -> str:
     """'I'm looking again': every post again, bounces forgiven; a former member rejoins."""
     member = members.get_member(ctx.s, ctx.lst.name, ctx.address)
@@ -233,35 +260,27 @@ def leave(ctx: Context, subject: str, body: str, via_token: Member | None = None
         return "Your pending subscription is cancelled."
     alumni = ctx.lst.alumni
     verdict = retention.classify_leave(subject, body, alumni.extra_job_phrases)
-    if verdict.found_work and member.delivery != Delivery.ALUMNI:  # a hiring signal, whatever next
-        members.log_event(
-            ctx.s, ctx.lst.name, member.address, EventKind.JOB_LEAVE, verdict.phrase or "", ctx.now
-        )
-    job_leave = verdict.found_work and alumni.enabled and member.delivery != Delivery.ALUMNI
-    if job_leave and alumni.on_job_leave == "alumni":  # rule 1
+    offer = offers_alumni(ctx, member)
+    if member.delivery != Delivery.ALUMNI and verdict.outcome != LeaveOutcome.OTHER:
+        # The pulse counts job leaves (a hiring signal) whatever happens next; the words
+        # that decided it stay on the event.
+        kind = EventKind.JOB_LEAVE if verdict.found_work else EventKind.UNSURE_LEAVE
+        members.log_event(ctx.s, ctx.lst.name, member.address, kind, verdict.phrase or "", ctx.now)
+    if verdict.found_work and offer and alumni.on_job_leave == "alumni":  # rule 1
         switch_to_alumni(ctx, member, f"found work: {verdict.phrase}")
         return "Congratulations! You are now in alumni mode; see my other note."
-    if job_leave and alumni.on_job_leave == "ask":  # rule 2
-        alumni_token = tokens.create_token(
-            ctx.s,
-            ctx.lst.name,
-            member.address,
-            TokenAction.ALUMNI,
-            ctx.now,
-            ctx.cfg.server.token_days,
-        ).token
+    asked = verdict.unsure or (verdict.found_work and alumni.on_job_leave == "ask")
+    if offer and asked:  # rules 2 and 3: unsure is asked, never guessed
+        shown = {"found_work": verdict.found_work, **links(ctx, member)}
+        reason = f"{verdict.outcome}: {verdict.phrase}"
         ask_to_confirm(
-            ctx,
-            member.address,
-            TokenAction.LEAVE,
-            "member/job_ask.txt",
-            reason=f"found work: {verdict.phrase}",
-            alumni_url=ctx.site.url("c", alumni_token),
+            ctx, member.address, TokenAction.LEAVE, "member/job_ask.txt", shown, reason=reason
         )
-        return "Congratulations! Choose how you would like to go on; see my other note."
+        return "Choose how you would like to go on; see my other note."
+    shown = {"offer_alumni": offer, **links(ctx, member)}
     reason = clean_text(subject, body)[:300] or "asked to leave"
     ask_to_confirm(
-        ctx, member.address, TokenAction.LEAVE, "member/confirm_leave.txt", reason=reason
+        ctx, member.address, TokenAction.LEAVE, "member/confirm_leave.txt", shown, reason=reason
     )  # rules 3 and 4
     return "Please confirm by replying to the message I just sent."
 

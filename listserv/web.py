@@ -24,6 +24,10 @@ GONE = (
     "please send your request again by email, or use the unsubscribe link in a recent list message."
 )
 TOKEN_PATTERN = "{token:str}"
+ALUMNI_NOTE = (
+    "You'll get one short update a month instead of every post. To leave completely, use the "
+    "unsubscribe link in any mail from the list."
+)
 ACTION_WORDS = {  # action: (heading, what pressing the button does, button)
     "join": (
         "Confirm your subscription",
@@ -128,6 +132,41 @@ def make_app(
             "Thank you for being part of the group.",
         )
 
+    def alumni(token: str, do_it: bool) -> tuple[int, str, str]:
+        """(status, list title, what happened) for the one-step alumni offer."""
+        cfg, now = config(), datetime.now(UTC)
+        with store.session() as s:
+            member = members.member_by_token(s, token)
+            lst = cfg.lists.get(member.list_name) if member else None
+            if member is None or lst is None or not lst.alumni.enabled:
+                return 404, "", ""
+            if not do_it:
+                return 0, lst.display_title, member.address
+            ctx = membership.Context(
+                s=s, cfg=cfg, lst=lst, site=cfg.site, now=now, address=member.address
+            )
+            result = membership.stay_as_alumni(ctx, member)
+            membership.send_replies(ctx)
+            return 200, lst.display_title, result
+
+    async def alumni_page(request: Request) -> Response:
+        token = request.path_params["token"]
+        do_it = request.method == "POST"
+        status, title, detail = await asyncio.to_thread(alumni, token, do_it)
+        if status == 404:
+            return gone()
+        if do_it:
+            wake()  # the alumni welcome is queued
+            return page(f"Alumni of {title}", detail, ALUMNI_NOTE)
+        heading, sentence, button = ACTION_WORDS["alumni"]
+        return page(
+            heading,
+            sentence.format(address=detail, title=title),
+            button=button,
+            action=f"/a/{token}",
+            footer="Opening this page changes nothing until you press the button.",
+        )
+
     def confirm(token: str, do_it: bool) -> tuple[int, str, str, str]:
         cfg, now = config(), datetime.now(UTC)
         with store.session() as s:
@@ -178,6 +217,7 @@ def make_app(
         routes=[
             Route(f"/u/{TOKEN_PATTERN}", unsub, methods=["GET", "POST"]),
             Route(f"/c/{TOKEN_PATTERN}", confirm_page, methods=["GET", "POST"]),
+            Route(f"/a/{TOKEN_PATTERN}", alumni_page, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )

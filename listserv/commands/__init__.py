@@ -9,6 +9,7 @@ import re
 
 from sqlmodel import Session
 
+from listserv import membership
 from listserv.commands.registry import COMMANDS, Context, Outcome, lookup
 from listserv.config import Config, ListConfig, Site
 from listserv.errors import ListservError
@@ -16,7 +17,7 @@ from listserv.membership import send_replies
 from listserv.message import Incoming
 from listserv.notices import may_auto_reply, reply
 from listserv.store import members
-from listserv.text import strip_markers
+from listserv.text import own_lines, strip_markers
 
 log = logging.getLogger("listserv.commands")
 
@@ -97,7 +98,8 @@ ADDRESS_COMMANDS = {"join": "join", "subscribe": "join", "leave": "leave", "unsu
 def handle_command_mail(
     s: Session, cfg: Config, lst: ListConfig, site: Site, inc: Incoming, suffix: str, detail: str
 ) -> None:
-    """Mail to -request, -join, -leave, -leave+TOKEN or -confirm+TOKEN: run it and answer once."""
+    """Mail to -request, -join, -leave[+TOKEN], -alumni+TOKEN or -confirm+TOKEN: run it and
+    answer once."""
     address = inc.sender
     if address is None:
         log.info("%s-%s: no sender address; ignored", lst.name, suffix)
@@ -106,35 +108,61 @@ def handle_command_mail(
     ctx = Context(
         s=s, cfg=cfg, lst=lst, site=site, now=inc.now, address=address, subject=subject, body=body
     )
-    if suffix == "leave" and detail:
+    automated = not may_auto_reply(inc.msg, inc.mail_from, lst, site)
+    lines: list[list[str]] = []
+    if suffix in ("leave", "alumni") and detail:  # a member token: one step, no questions
         member = members.member_by_token(s, detail)
         if member is None or member.list_name != lst.name:
-            log.info("%s: leave with an unknown token from %s", lst.name, address)
-            if may_auto_reply(inc.msg, inc.mail_from, lst, site):
+            log.info("%s: %s with an unknown token from %s", lst.name, suffix, address)
+            if not automated:
                 reply(s, lst, site, address, "member/bad_token.txt", inc.now)
             return
+        if automated and suffix != "leave":
+            # Leaving must always be easy, so a token leave is honoured even from a machine;
+            # nothing else is (an auto-responder must not switch a member to alumni).
+            log.info("%s-%s: automated mail from %s; nothing changed", lst.name, suffix, address)
+            return
         ctx.address, ctx.via_token = member.address, member
-        lines = [["leave"]]
-    elif not may_auto_reply(inc.msg, inc.mail_from, lst, site):
-        # Machines (bounces, out-of-office replies, list traffic) never change a membership;
-        # only a member-token leave is honoured from them, since leaving must always be easy.
+        if suffix == "leave":
+            lines = [["leave"]]
+        else:
+            ctx.result("alumni", membership.stay_as_alumni(ctx, member))
+    elif automated:
+        # Machines (bounces, out-of-office replies, list traffic) never change a membership.
         log.info("%s-%s: automated mail from %s; no command run", lst.name, suffix, address)
         return
     elif suffix == "confirm":
         lines = [["confirm", detail]] if detail else command_lines(subject, body)
     elif suffix in ADDRESS_COMMANDS:
         lines = [[ADDRESS_COMMANDS[suffix]]]
+    elif is_stop_request(subject, body):
+        lines = [["leave"]]
     else:
         lines = command_lines(subject, body)
-    if not lines:  # nothing we understood: answer with the help text alone, saying so
+    if lines:
+        run(ctx, lines)
+    elif not ctx.results:  # nothing we understood: answer with the help text, saying so
         run(ctx, [["help"]])
         ctx.replies[-1].ctx["unrecognised"] = True
-    else:
-        run(ctx, lines)
-    if not may_auto_reply(inc.msg, inc.mail_from, lst, site):
+    if automated:
         log.info("%s: no reply to %s (auto-submitted, bulk or looping mail)", lst.name, address)
         return
     send_replies(ctx, ctx.results, inc.message_id or None)
+
+
+# "Stop" means stop (issue 9): a command mail saying only one of these is a leave.
+STOP_WORDS = frozenset({"stop", "remove", "unsubscribe me", "remove me", "stop please"})
+
+
+def is_stop_request(subject: str, body: str) -> bool:
+    """True when the mail's only words are 'stop', 'remove' or 'unsubscribe me' (any case).
+
+    >>> is_stop_request("", "STOP"), is_stop_request("stop", ""), is_stop_request("", "stop\\nhelp")
+    (True, True, False)
+    """
+    text = " ".join([strip_markers(subject), *own_lines(body)])
+    words = " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+    return words in STOP_WORDS
 
 
 def load_commands() -> None:

@@ -117,3 +117,14 @@ def count_members(s: Session, list_name: str) -> dict[str, int]:
         .group_by(col(Member.status))
     )
     return {status: n for status, n in s.exec(q)}
+
+
+def has_event(s: Session, list_name: str, address: str, kind: str, since: datetime) -> bool:
+    """True when the member has an event of this kind since a time."""
+    q = select(col(Event.id)).where(
+        col(Event.list_name) == list_name,
+        col(Event.address) == address,
+        col(Event.kind) == kind,
+        col(Event.at) >= since,
+    )
+    return s.exec(q).first() is not None

@@ -117,7 +117,8 @@ async def test_ask_mode_changes_nothing_and_offers_both_choices(server_factory, 
     confirm_token(note)
     body = text(note)
     assert '"alumni"' in body and REQUEST in body
-    assert re.search(r"http://127\.0\.0\.1:8080/c/[0-9a-f]+", body)
+    assert re.search(r"http://127\.0\.0\.1:8080/a/[0-9a-f]+", body)
+    assert re.search(rf"networking-alumni\+[0-9a-f]+@{DOMAIN}", body)
     assert events(srv, "mode-alumni") == []
 
 
@@ -143,7 +144,7 @@ async def test_ask_mode_alumni_link_switches_to_alumni(server_factory, sink):
     """Rule 2: the alumni link's page (POST) switches to alumni mode; opening it (GET) does not."""
     srv = await server_factory(list_extra=ASK)
     note = await ask_note(srv, sink)
-    found = re.search(r"http://127\.0\.0\.1:8080(/c/[0-9a-f]+)", text(note))
+    found = re.search(r"http://127\.0\.0\.1:8080(/a/[0-9a-f]+)", text(note))
     assert found
     path = found.group(1)
     async with httpx.AsyncClient(base_url=await base_url(srv)) as web:

@@ -248,6 +248,8 @@ def _samples(tmp_path: Path) -> dict[str, dict]:
     links = {
         "unsubscribe_url": f"{site.base_url}/u/t0k3n",
         "leave_address": f"networking-leave+t0k3n@{DOMAIN}",
+        "alumni_url": f"{site.base_url}/a/t0k3n",
+        "alumni_address": f"networking-alumni+t0k3n@{DOMAIN}",
     }
     confirm = {
         "token": "c0de",
@@ -277,14 +279,20 @@ def _samples(tmp_path: Path) -> dict[str, dict]:
         "member/alumni_welcome.txt": {"member": mem, "found_work": True, **links},
         "member/bad_token.txt": {},
         "member/confirm_join.txt": {**confirm, "delivery": "digest"},
-        "member/confirm_leave.txt": {**confirm, "reason": "asked to leave"},
+        "member/confirm_leave.txt": {
+            **confirm,
+            **links,
+            "reason": "asked to leave",
+            "offer_alumni": True,
+        },
         "member/disabled.txt": {"member": mem},
-        "member/goodbye.txt": {"member": mem},
+        "member/goodbye.txt": {"member": mem, "offer_alumni": True, **links},
         "member/held.txt": {"subject": "Anyone hiring?", "reason": "not a member"},
         "member/job_ask.txt": {
             **confirm,
+            **links,
             "reason": "found work: got a job",
-            "alumni_url": f"{site.base_url}/c/a1umni",
+            "found_work": True,
         },
         "member/probe.txt": {"member": mem},
         "member/rejected.txt": {"subject": "Anyone hiring?", "reason": "only members may post"},
