@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.utils import parseaddr
+from pathlib import PurePath
 from typing import Literal, cast
 
 from listserv.addresses import is_valid_address, normalise
@@ -208,11 +209,12 @@ def detect_format(first_lines: list[str], filename: str) -> str:
     where = filename or "the file"
     if not lines:
         raise UnknownFormatError(f"{where} has no lines to read; is it the right file?")
-    fmt = _csv_format(_cells(lines[0])) or _address_list_format(lines, filename.lower())
+    fmt = _csv_format(_cells(lines[0])) or _address_list_format(lines, PurePath(filename).name)
     if fmt is None:
         raise UnknownFormatError(
             f"{where}: can't tell which export this is from its first line {lines[0][:60]!r}; "
-            f"give the format as one of {', '.join(FORMATS)}")
+            f"give the format as one of {', '.join(FORMATS)} (a CSV of our own needs an "
+            "'address' column)")
     return fmt
 
 
@@ -255,8 +257,10 @@ _MM3_HINTS = re.compile(r"=\?[^?]+\?[qQbB]\?|^[^\"<]*[,.][^\"<]*<")
 
 def _address_list_format(lines: list[str], name: str) -> str | None:
     """mailman2, mailman3-members or mailman3-postorius for a file of one address a line."""
-    if sum("@" in x or bool(_NO_MEMBERS.match(x)) for x in lines) * 2 < len(lines):
+    looks = [_address_line(x) for x in lines]
+    if not looks[0] or sum(looks) * 2 < len(lines):
         return None
+    name = name.lower()
     if name.endswith(".csv") or "postorius" in name:
         return "mailman3-postorius"
     if any(hint in name for hint in ("mailman3", "mm3")):
@@ -264,6 +268,12 @@ def _address_list_format(lines: list[str], name: str) -> str | None:
     if any(hint in name for hint in ("mailman2", "mm2", "list_members")):
         return "mailman2"
     return "mailman3-members" if any(_mm3_line(x) for x in lines) else "mailman2"
+
+
+def _address_line(line: str) -> bool:
+    """'Name <a@b>', 'a@b' or Mailman 3's empty-list line; not a CSV row like 'a@b,Name'."""
+    address = _mailbox(line)[1]
+    return ("@" in address and "," not in address) or bool(_NO_MEMBERS.match(line))
 
 
 def _mm3_line(line: str) -> bool:
@@ -310,10 +320,10 @@ def _read_mailman2(lines: Iterator[str], defaults: _Defaults) -> Iterator[Row]:
 
 def _read_mailman3_members(lines: Iterator[str], defaults: _Defaults) -> Iterator[Row]:
     # GNU Mailman 3 `mailman members LISTSPEC` (src/mailman/commands/cli_members.py):
-    # members sorted by address, one a line.  3.3.x up to about 3.3.5 prints
-    # formataddr((display_name, original_email)), so quoted names and RFC 2047 words for
-    # non-ASCII; later releases print f'{display_name} <{email}>' unquoted (a comma may stand
-    # in the name) or the bare address (always so with --email-only).  An empty list prints
+    # members sorted by address, one a line.  The 2019-2021 releases print
+    # formataddr((display_name, original_email)): quoted names, RFC 2047 words for non-ASCII;
+    # the 2023 source prints f'{display_name} <{email}>' unquoted (a comma may stand in the
+    # name) or the bare address (always so with --email-only).  An empty list prints
     # '<list-id> has no members'.  Delivery is never printed: --regular, --digest KIND and
     # --nomail WHY only filter, so the mode comes from default_delivery / default_status.
     return _read_address_lines(lines, defaults)
