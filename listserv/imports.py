@@ -19,8 +19,14 @@ from listserv.addresses import is_valid_address, normalise
 Delivery = Literal["regular", "digest", "alumni"]
 Status = Literal["active", "disabled", "left"]
 
-FORMATS = ("listserv", "mailman3-members", "mailman3-postorius", "mailman2", "google-groups",
-           "groupsio")
+FORMATS = (
+    "listserv",
+    "mailman3-members",
+    "mailman3-postorius",
+    "mailman2",
+    "google-groups",
+    "groupsio",
+)
 LABELS = {
     "listserv": "a listserv export",
     "mailman3-members": "a Mailman 3 export",
@@ -108,32 +114,109 @@ def _count(n: int, noun: str) -> str:
 # -- delivery and status words ---------------------------------------------------------------
 # Each format's reader hands its mode words here; _resolve maps them onto our delivery and status.
 
-_OFF = "off"          # delivery turned off: imported as status disabled
+_OFF = "off"  # delivery turned off: imported as status disabled
 _NOT_MEMBER = "none"  # invited or unconfirmed: not imported
 
 _DELIVERY_WORDS: dict[str, str] = {
-    **dict.fromkeys(("regular", "email", "all email", "individual", "individual messages",
-                     "single", "email delivery single", "normal"), "regular"),
-    **dict.fromkeys(("digest", "mime", "mime digest", "mime digests", "plain", "plain digest",
-                     "plaintext", "plaintext digest", "plaintext digests", "summary digests",
-                     "html digest", "full featured digest", "daily summary", "summary",
-                     "abridged", "abridged email", "digest email", "email delivery digest",
-                     "email delivery html digest", "email delivery summary"), "digest"),
+    **dict.fromkeys(
+        (
+            "regular",
+            "email",
+            "all email",
+            "individual",
+            "individual messages",
+            "single",
+            "email delivery single",
+            "normal",
+        ),
+        "regular",
+    ),
+    **dict.fromkeys(
+        (
+            "digest",
+            "mime",
+            "mime digest",
+            "mime digests",
+            "plain",
+            "plain digest",
+            "plaintext",
+            "plaintext digest",
+            "plaintext digests",
+            "summary digests",
+            "html digest",
+            "full featured digest",
+            "daily summary",
+            "summary",
+            "abridged",
+            "abridged email",
+            "digest email",
+            "email delivery digest",
+            "email delivery html digest",
+            "email delivery summary",
+        ),
+        "digest",
+    ),
     "alumni": "alumni",
-    **dict.fromkeys(("nomail", "no mail", "no email", "none", "disabled", "vacation",
-                     "suspended", "special", "special notices only", "email delivery special",
-                     "email delivery none", "web only"), _OFF),
+    **dict.fromkeys(
+        (
+            "nomail",
+            "no mail",
+            "no email",
+            "none",
+            "disabled",
+            "vacation",
+            "suspended",
+            "special",
+            "special notices only",
+            "email delivery special",
+            "email delivery none",
+            "web only",
+        ),
+        _OFF,
+    ),
 }
 
 _STATUS_WORDS: dict[str, str] = {
-    **dict.fromkeys(("active", "enabled", "normal", "approved", "confirmed", "subscribed",
-                     "member", "manager", "owner", "moderator"), "active"),
-    **dict.fromkeys(("disabled", "nomail", "no mail", "vacation", "suspended", "bouncing",
-                     "bounced", "by user", "by bounces", "by moderator", "byuser", "bybounces",
-                     "bybounce", "byadmin", "unknown"), "disabled"),
+    **dict.fromkeys(
+        (
+            "active",
+            "enabled",
+            "normal",
+            "approved",
+            "confirmed",
+            "subscribed",
+            "member",
+            "manager",
+            "owner",
+            "moderator",
+        ),
+        "active",
+    ),
+    **dict.fromkeys(
+        (
+            "disabled",
+            "nomail",
+            "no mail",
+            "vacation",
+            "suspended",
+            "bouncing",
+            "bounced",
+            "by user",
+            "by bounces",
+            "by moderator",
+            "byuser",
+            "bybounces",
+            "bybounce",
+            "byadmin",
+            "unknown",
+        ),
+        "disabled",
+    ),
     **dict.fromkeys(("left", "banned", "unsubscribed", "removed", "deleted"), "left"),
-    **dict.fromkeys(("pending", "pending approval", "invited", "not confirmed", "nc",
-                     "unconfirmed"), _NOT_MEMBER),
+    **dict.fromkeys(
+        ("pending", "pending approval", "invited", "not confirmed", "nc", "unconfirmed"),
+        _NOT_MEMBER,
+    ),
 }
 _RANK = {"active": 0, "disabled": 1, "left": 2}
 
@@ -160,8 +243,9 @@ class _Mode:
     source: str
 
 
-def _resolve(delivery_word: str, status_words: Iterable[str], defaults: _Defaults,
-             strict: bool) -> _Mode | str:
+def _resolve(
+    delivery_word: str, status_words: Iterable[str], defaults: _Defaults, strict: bool
+) -> _Mode | str:
     """The delivery and status a row's words mean, or a sentence saying why they can't be used."""
     delivery, status, seen = defaults.delivery, defaults.status, []
     word = _norm(delivery_word)
@@ -197,11 +281,13 @@ def _member(line: int, address: str, name: str, mode: _Mode | str, fld: str = ""
         return BadRow(line, address, f"{address!r} is not an email address")
     if isinstance(mode, str):
         return BadRow(line, address, mode)
-    return ImportRow(line, normalise(address), name.strip(), mode.delivery, mode.status,
-                     fld.strip(), mode.source)
+    return ImportRow(
+        line, normalise(address), name.strip(), mode.delivery, mode.status, fld.strip(), mode.source
+    )
 
 
 # -- detection -------------------------------------------------------------------------------
+
 
 def detect_format(first_lines: list[str], filename: str) -> str:
     """Which of FORMATS the file is, from its first lines and its name."""
@@ -214,7 +300,8 @@ def detect_format(first_lines: list[str], filename: str) -> str:
         raise UnknownFormatError(
             f"{where}: can't tell which export this is from its first line {lines[0][:60]!r}; "
             f"give the format as one of {', '.join(FORMATS)} (a CSV of our own needs an "
-            "'address' column)")
+            "'address' column)"
+        )
     return fmt
 
 
@@ -229,12 +316,30 @@ def _cells(line: str) -> list[str]:
         return []
 
 
-_GOOGLE_COLUMNS = {"email address", "nickname", "group status", "email status",
-                   "email preference", "posting permissions"}
-_POSTORIUS_COLUMNS = {"delivery mode", "delivery status", "moderation action", "role",
-                      "subscription mode"}
-_GROUPSIO_COLUMNS = {"display name", "username", "email delivery", "message selection",
-                     "mod status", "posting privilege", "joined"}
+_GOOGLE_COLUMNS = {
+    "email address",
+    "nickname",
+    "group status",
+    "email status",
+    "email preference",
+    "posting permissions",
+}
+_POSTORIUS_COLUMNS = {
+    "delivery mode",
+    "delivery status",
+    "moderation action",
+    "role",
+    "subscription mode",
+}
+_GROUPSIO_COLUMNS = {
+    "display name",
+    "username",
+    "email delivery",
+    "message selection",
+    "mod status",
+    "posting privilege",
+    "joined",
+}
 
 
 def _csv_format(cells: list[str]) -> str | None:
@@ -285,9 +390,15 @@ def _mm3_line(line: str) -> bool:
 
 # -- reading ---------------------------------------------------------------------------------
 
-def read_members(lines: Iterable[str], fmt: str | None = None, filename: str = "", *,
-                 default_delivery: Delivery = "regular",
-                 default_status: Status = "active") -> Iterator[Row]:
+
+def read_members(
+    lines: Iterable[str],
+    fmt: str | None = None,
+    filename: str = "",
+    *,
+    default_delivery: Delivery = "regular",
+    default_status: Status = "active",
+) -> Iterator[Row]:
     """Rows of an export, one by one; the format is detected when fmt is None.
 
     default_delivery and default_status apply where the file says nothing, as in
@@ -306,6 +417,7 @@ def read_members(lines: Iterable[str], fmt: str | None = None, filename: str = "
 
 
 # -- one address a line: Mailman 2 `list_members`, Mailman 3 `mailman members` ---------------
+
 
 def _read_mailman2(lines: Iterator[str], defaults: _Defaults) -> Iterator[Row]:
     # GNU Mailman 2.1 bin/list_members: one member a line, addresses lowercased unless -p;
@@ -364,6 +476,7 @@ def _display_name(text: str) -> str:
 
 # -- CSV files -------------------------------------------------------------------------------
 
+
 class _Tape:
     """An iterator of lines that remembers the last one handed out (for csv.Error reports)."""
 
@@ -413,8 +526,9 @@ class _Columns:
     strict: bool = False  # unknown delivery/status words are bad rows, not 'regular'/'active'
 
 
-def _read_table(records: Iterator[Record | BadRow], defaults: _Defaults, columns: _Columns,
-                skip_title: str = "") -> Iterator[Row]:
+def _read_table(
+    records: Iterator[Record | BadRow], defaults: _Defaults, columns: _Columns, skip_title: str = ""
+) -> Iterator[Row]:
     """Rows of a CSV whose first record (after an optional title row) is a header."""
     header: dict[str, int] | None = None
     for record in records:
@@ -430,12 +544,15 @@ def _read_table(records: Iterator[Record | BadRow], defaults: _Defaults, columns
 
 
 def _no_header(columns: _Columns) -> str:
-    return (f"the first row must be a header with an {columns.address[0]!r} column, "
-            "so no rows were read")
+    return (
+        f"the first row must be a header with an {columns.address[0]!r} column, "
+        "so no rows were read"
+    )
 
 
-def _table_row(number: int, cells: list[str], header: dict[str, int], columns: _Columns,
-               defaults: _Defaults) -> Row:
+def _table_row(
+    number: int, cells: list[str], header: dict[str, int], columns: _Columns, defaults: _Defaults
+) -> Row:
     def get(names: tuple[str, ...]) -> str:
         for n in names:
             i = header.get(n)
@@ -451,8 +568,14 @@ def _table_row(number: int, cells: list[str], header: dict[str, int], columns: _
 # Our own `listserv members export` CSV, and the hand-made CSV the SPEC describes (section 10):
 # a header row with an 'address' column and optional 'name', 'delivery' (regular, digest or
 # alumni), 'status' (active, disabled or left) and 'field' columns.
-_LISTSERV = _Columns(address=("address",), name=("name",), delivery=("delivery",),
-                     status=("status",), field=("field",), strict=True)
+_LISTSERV = _Columns(
+    address=("address",),
+    name=("name",),
+    delivery=("delivery",),
+    status=("status",),
+    field=("field",),
+    strict=True,
+)
 
 
 def _read_listserv(lines: Iterator[str], defaults: _Defaults) -> Iterator[Row]:
@@ -468,9 +591,12 @@ def _read_listserv(lines: Iterator[str], defaults: _Defaults) -> Iterator[Row]:
 # that quotes such an export row for row (adas-team/ElectionsApp, src/firebase/mailingList) and
 # Google's Groups help on subscription types (All email, Digest, Abridged, None); Google
 # publishes no specification of the file, so values are matched loosely.
-_GOOGLE = _Columns(address=("email address", "email"), name=("nickname", "name"),
-                   delivery=("email preference", "subscription"),
-                   status=("group status", "email status"))
+_GOOGLE = _Columns(
+    address=("email address", "email"),
+    name=("nickname", "name"),
+    delivery=("email preference", "subscription"),
+    status=("group status", "email status"),
+)
 
 
 def _read_google_groups(lines: Iterator[str], defaults: _Defaults) -> Iterator[Row]:
@@ -485,10 +611,12 @@ def _read_google_groups(lines: Iterator[str], defaults: _Defaults) -> Iterator[R
 # _summary, _special, _none) and the status from 'Status' (Normal/Approved, Bouncing, Bounced,
 # Banned; Pending and Not Confirmed people are not members yet).  Sources: the Groups.io help
 # center's "Setting membership defaults" page and the Groups.io API member fields.
-_GROUPSIO = _Columns(address=("email", "email address"),
-                     name=("display name", "full name", "name"),
-                     delivery=("email delivery", "delivery", "delivery mode"),
-                     status=("status", "subscription status", "member status"))
+_GROUPSIO = _Columns(
+    address=("email", "email address"),
+    name=("display name", "full name", "name"),
+    delivery=("email delivery", "delivery", "delivery mode"),
+    status=("status", "subscription status", "member status"),
+)
 
 
 def _read_groupsio(lines: Iterator[str], defaults: _Defaults) -> Iterator[Row]:
@@ -501,9 +629,12 @@ def _read_groupsio(lines: Iterator[str], defaults: _Defaults) -> Iterator[Row]:
 # 1.3.x.  A 2025 merge request ("Making CSV Export more useful", postorius!993) adds columns;
 # we could not read its change, so a header row naming 'email' and Mailman 3 REST member
 # fields (display_name, delivery_mode, delivery_status) is read by name as well.
-_POSTORIUS = _Columns(address=("email", "address", "email address"),
-                      name=("display name", "name"),
-                      delivery=("delivery mode",), status=("delivery status",))
+_POSTORIUS = _Columns(
+    address=("email", "address", "email address"),
+    name=("display name", "name"),
+    delivery=("delivery mode",),
+    status=("delivery status",),
+)
 
 
 def _read_postorius(lines: Iterator[str], defaults: _Defaults) -> Iterator[Row]:
@@ -512,8 +643,11 @@ def _read_postorius(lines: Iterator[str], defaults: _Defaults) -> Iterator[Row]:
     if first is None:
         return iter(())
     records = itertools.chain([first], records)
-    if isinstance(first, tuple) and "@" not in first[1][0] and _csv_format(
-            [_norm(c) for c in first[1]]):
+    if (
+        isinstance(first, tuple)
+        and "@" not in first[1][0]
+        and _csv_format([_norm(c) for c in first[1]])
+    ):
         return _read_table(records, defaults, _POSTORIUS)
     return _read_bare_csv(records, defaults)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, SQLModel, col, select
 
-from listserv.states import Delivery, EventKind, MemberStatus
+from listserv.states import LIVE, Delivery, EventKind, MemberStatus
 from listserv.store.tables import Event, ListState, Member
 
 
@@ -117,3 +120,183 @@ def count_members(s: Session, list_name: str) -> dict[str, int]:
         .group_by(col(Member.status))
     )
     return {status: n for status, n in s.exec(q)}
+
+
+def members_by_address(s: Session, list_name: str, addresses: Iterable[str]) -> list[Member]:
+    """The list's members with these addresses (any status), in no particular order."""
+    wanted = list(addresses)
+    found: list[Member] = []
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        q = select(Member).where(col(Member.list_name) == list_name, col(Member.address).in_(chunk))
+        found.extend(s.exec(q))
+    return found
+
+
+# ---------------------------------------------------------------- bulk import
+
+_IN_CHUNK = 1000  # addresses per IN (...): well under SQLite's 32,766 bound parameters
+IMPORTED = "imported"  # the reason on an imported member's join event
+_MEMBER = SQLModel.metadata.tables["member"]  # Core tables: executemany, no ORM objects
+_EVENT = SQLModel.metadata.tables["event"]
+_M = _MEMBER.c
+
+
+class ImportedRow(Protocol):
+    """What import_batch needs of a row read from an export (listserv.imports.ImportRow)."""
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def delivery(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def source_mode(self) -> str: ...
+
+
+@dataclass
+class ImportResult:
+    """The addresses of one batch by what became of them."""
+
+    added: list[str] = field(default_factory=list)
+    reactivated: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+
+
+def import_batch(
+    s: Session, list_name: str, rows: Sequence[ImportedRow], now: datetime
+) -> ImportResult:
+    """Import rows in a few statements, with the rules of membership.add_by_admin.
+
+    An address already live (active or disabled) is "already there" and left alone, as is a
+    second row for the same address. A new address is inserted with a fresh token; a former
+    (left or pending) member is re-activated and keeps theirs. Each of these gets a 'join'
+    event with reason "imported". A row whose status is left is only recorded for an address
+    we don't know yet (status left, a 'leave' event saying why), so it is never mailed.
+    Meant for batches of hundreds to a few thousand rows, one transaction each.
+    """
+    first: dict[str, ImportedRow] = {}
+    result = ImportResult()
+    for row in rows:
+        if row.address in first:
+            result.already.append(row.address)
+        else:
+            first[row.address] = row
+    existing = _statuses(s, list_name, list(first))
+    new = [r for a, r in first.items() if a not in existing]
+    former = [
+        r
+        for a, r in first.items()
+        if a in existing and existing[a] not in LIVE and r.status != MemberStatus.LEFT
+    ]
+    conn = s.connection()
+    inserted = _insert_new(conn, list_name, new, now)
+    if former:
+        conn.execute(_REACTIVATE, [_reactivation(list_name, r, now) for r in former])
+    result.added = [r.address for r in new if r.address in inserted]
+    result.reactivated = [r.address for r in former]
+    done = {*result.added, *result.reactivated}
+    result.already += [a for a in first if a not in done]
+    events = [_event(list_name, first[a], now) for a in (*result.added, *result.reactivated)]
+    if events:
+        conn.execute(insert(_EVENT), events)
+    return result
+
+
+def _statuses(s: Session, list_name: str, addresses: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for start in range(0, len(addresses), _IN_CHUNK):
+        chunk = addresses[start : start + _IN_CHUNK]
+        q = select(col(Member.address), col(Member.status)).where(
+            col(Member.list_name) == list_name, col(Member.address).in_(chunk)
+        )
+        found.update(s.exec(q).all())
+    return found
+
+
+def _left_reason(row: ImportedRow) -> str:
+    return f"imported as {row.source_mode}"[:500]
+
+
+def _insert_new(conn: Any, list_name: str, rows: list[ImportedRow], now: datetime) -> set[str]:
+    """Insert rows, skipping any address that appeared meanwhile; the addresses inserted."""
+    if not rows:
+        return set()
+    values = []
+    for r in rows:
+        live = r.status != MemberStatus.LEFT
+        values.append(
+            {
+                "list_name": list_name,
+                "address": r.address,
+                "name": r.name,
+                "status": r.status,
+                "delivery": r.delivery,
+                "token": new_token(),
+                "created_at": now,
+                "joined_at": now if live else None,
+                "left_at": None if live else now,
+                "left_reason": "" if live else _left_reason(r),
+                "bounce_score": 0.0,
+                "disabled_at": now if r.status == MemberStatus.DISABLED else None,
+                "probes_sent": 0,
+            }
+        )
+    dialect = conn.dialect.name
+    if dialect not in ("sqlite", "postgresql"):
+        raise NotImplementedError(f"bulk import needs SQLite or PostgreSQL, not {dialect}")
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        dialect_insert(_MEMBER)
+        .on_conflict_do_nothing(index_elements=["list_name", "address"])
+        .returning(_M.address)
+    )
+    return set(conn.execute(stmt, values).scalars())
+
+
+_REACTIVATE = (
+    update(_MEMBER)
+    .where(
+        _M.list_name == bindparam("b_list"),
+        _M.address == bindparam("b_address"),
+        _M.status.not_in(list(LIVE)),
+    )
+    .values(
+        status=bindparam("b_status"),
+        delivery=bindparam("b_delivery"),
+        name=func.coalesce(func.nullif(bindparam("b_name"), ""), _M.name),
+        joined_at=bindparam("b_joined"),
+        left_at=bindparam("b_left"),
+        left_reason=bindparam("b_reason"),
+        disabled_at=bindparam("b_disabled"),
+        bounce_score=0.0,
+        last_bounce_on=None,
+        probes_sent=0,
+        last_probe_at=None,
+    )
+)
+
+
+def _reactivation(list_name: str, r: ImportedRow, now: datetime) -> dict[str, Any]:
+    return {
+        "b_list": list_name,
+        "b_address": r.address,
+        "b_status": r.status,
+        "b_delivery": r.delivery,
+        "b_name": r.name,
+        "b_joined": now,
+        "b_left": None,
+        "b_reason": "",
+        "b_disabled": now if r.status == MemberStatus.DISABLED else None,
+    }
+
+
+def _event(list_name: str, r: ImportedRow, now: datetime) -> dict[str, Any]:
+    if r.status == MemberStatus.LEFT:
+        kind, reason = EventKind.LEAVE, _left_reason(r)
+    else:
+        kind, reason = EventKind.JOIN, IMPORTED
+    return {"list_name": list_name, "address": r.address, "kind": kind, "reason": reason, "at": now}

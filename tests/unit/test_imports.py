@@ -21,7 +21,7 @@ from listserv.imports import (
     read_members,
 )
 
-DATA = Path(__file__).parent / "data" / "imports"
+DATA = Path(__file__).parent.parent / "data" / "imports"
 
 
 def sample(name: str) -> list[str]:
@@ -43,28 +43,35 @@ def bad(rows: list[ImportRow | BadRow]) -> list[tuple[int, str]]:
 
 # ---------------------------------------------------------------- detection
 
-@pytest.mark.parametrize(("name", "fmt"), [
-    ("listserv.csv", "listserv"),
-    ("mailman3_members.txt", "mailman3-members"),
-    ("mailman3_postorius.csv", "mailman3-postorius"),
-    ("mailman2_list_members.txt", "mailman2"),
-    ("mailman2_regular.txt", "mailman2"),
-    ("mailman2_digest.txt", "mailman2"),
-    ("google_groups.csv", "google-groups"),
-    ("groupsio.csv", "groupsio"),
-])
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("listserv.csv", "listserv"),
+        ("mailman3_members.txt", "mailman3-members"),
+        ("mailman3_postorius.csv", "mailman3-postorius"),
+        ("mailman2_list_members.txt", "mailman2"),
+        ("mailman2_regular.txt", "mailman2"),
+        ("mailman2_digest.txt", "mailman2"),
+        ("google_groups.csv", "google-groups"),
+        ("groupsio.csv", "groupsio"),
+    ],
+)
 def test_each_sample_is_detected_as_its_format(name, fmt):
     """detect_format names the right format for every shipped sample."""
     assert detect_format(sample(name)[:SNIFF_LINES], name) == fmt
 
 
-@pytest.mark.parametrize(("name", "fmt"), [
-    ("listserv.csv", "listserv"),
-    ("mailman3_members.txt", "mailman3-members"),
-    ("mailman2_list_members.txt", "mailman2"),
-    ("google_groups.csv", "google-groups"),
-    ("groupsio.csv", "groupsio"),
-])
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("listserv.csv", "listserv"),
+        ("mailman3_members.txt", "mailman3-members"),
+        ("mailman2_list_members.txt", "mailman2"),
+        ("google_groups.csv", "google-groups"),
+        ("groupsio.csv", "groupsio"),
+    ],
+)
 def test_content_alone_identifies_the_format_without_a_telling_file_name(name, fmt):
     """A neutral file name still gives the right format from the lines themselves."""
     assert detect_format(sample(name)[:SNIFF_LINES], "members.txt") == fmt
@@ -73,7 +80,8 @@ def test_content_alone_identifies_the_format_without_a_telling_file_name(name, f
 def test_a_one_column_csv_of_addresses_is_a_postorius_export():
     """Postorius writes one address per row with no header; the .csv name tells it apart."""
     assert detect_format(["anne@example.com\r\n", "bob@example.org\r\n"], "Subscribers.csv") == (
-        "mailman3-postorius")
+        "mailman3-postorius"
+    )
 
 
 def test_mailman3_has_no_members_line_is_recognised_and_skipped():
@@ -101,13 +109,15 @@ def test_a_csv_with_an_email_column_of_unknown_origin_is_not_guessed():
 def test_a_list_starting_with_an_unquoted_comma_name_is_mailman3():
     """'Chen, Wei <addr>' first is Mailman 3's unquoted style, not a CSV row."""
     assert detect_format(["Chen, Wei <wei.chen@example.org>\n", "anne@example.com\n"], "") == (
-        "mailman3-members")
+        "mailman3-members"
+    )
 
 
 def test_file_name_hints_use_the_base_name_only():
     """A directory called mailman3 doesn't make a Mailman 2 list into a Mailman 3 one."""
     assert detect_format(["anne@example.com\n"], "/srv/mailman3-move/mailman2_all.txt") == (
-        "mailman2")
+        "mailman2"
+    )
 
 
 def test_an_empty_file_raises_saying_so():
@@ -123,6 +133,7 @@ def test_an_unknown_format_name_raises():
 
 
 # ---------------------------------------------------------------- every row of every sample
+
 
 def test_listserv_sample_rows():
     """Our own CSV: delivery, status and field columns are honoured; bad values are bad rows."""
@@ -143,8 +154,10 @@ def test_listserv_sample_rows():
 def test_listserv_bad_rows_say_what_is_wrong():
     """An unknown delivery word and a broken address each get a sentence naming the value."""
     problems = [r.problem for r in read("listserv.csv") if isinstance(r, BadRow)]
-    assert problems == ["delivery 'weekly' is not one of regular, digest, alumni",
-                        "'gary@' is not an email address"]
+    assert problems == [
+        "delivery 'weekly' is not one of regular, digest, alumni",
+        "'gary@' is not an email address",
+    ]
 
 
 def test_mailman3_members_sample_rows():
@@ -173,8 +186,9 @@ def test_mailman3_unquoted_names_with_commas_are_kept_whole():
 
 def test_mailman3_rfc2047_names_from_older_releases_are_decoded():
     """Older Mailman 3 releases used formataddr, which encodes non-ASCII names (RFC 2047)."""
-    rows = list(read_members(["=?utf-8?q?Zo=C3=AB_=C3=9Cnal?= <zoe@example.com>\n"],
-                             fmt="mailman3-members"))
+    rows = list(
+        read_members(["=?utf-8?q?Zo=C3=AB_=C3=9Cnal?= <zoe@example.com>\n"], fmt="mailman3-members")
+    )
     assert rows == [ImportRow(1, "zoe@example.com", "Zoë Ünal")]
 
 
@@ -199,12 +213,16 @@ def test_postorius_sample_rows():
 
 def test_postorius_export_with_a_header_reads_columns_by_name():
     """A Postorius CSV with a header of Mailman 3 member fields maps delivery mode and status."""
-    lines = ["email,display_name,delivery_mode,delivery_status\r\n",
-             "anne@example.com,Anne Person,mime_digests,enabled\r\n",
-             "bart@example.com,,regular,by_user\r\n"]
+    lines = [
+        "email,display_name,delivery_mode,delivery_status\r\n",
+        "anne@example.com,Anne Person,mime_digests,enabled\r\n",
+        "bart@example.com,,regular,by_user\r\n",
+    ]
     rows = list(read_members(lines, filename="Subscribers.csv"))
-    assert members(rows) == [(2, "anne@example.com", "digest", "active"),
-                             (3, "bart@example.com", "regular", "disabled")]
+    assert members(rows) == [
+        (2, "anne@example.com", "digest", "active"),
+        (3, "bart@example.com", "regular", "disabled"),
+    ]
     assert rows[1].source_mode == "regular, by user"  # type: ignore[union-attr]
 
 
@@ -221,8 +239,14 @@ def test_mailman2_list_members_sample_rows():
     ]
     assert bad(rows) == [(5, "frank@@example.com")]
     names = [r.name for r in rows if isinstance(r, ImportRow)]
-    assert names == ["Aisha M. Rahman", "Bram de Vries", "", "Eve (Evie) Stone", "O'Neil, Gary",
-                     "Hana Kim"]
+    assert names == [
+        "Aisha M. Rahman",
+        "Bram de Vries",
+        "",
+        "Eve (Evie) Stone",
+        "O'Neil, Gary",
+        "Hana Kim",
+    ]
 
 
 def test_mailman2_regular_split_is_regular():
@@ -304,21 +328,26 @@ def test_a_quoted_field_spanning_lines_is_numbered_by_its_first_line():
 
 def test_a_csv_without_the_needed_header_is_one_bad_row_on_line_one():
     """Forcing a CSV format on a file without its address column reports it once and stops."""
-    rows = list(read_members(["anne@example.com,Anne\n", "bob@example.org,Bob\n"],
-                             fmt="listserv"))
-    assert rows == [BadRow(1, "anne@example.com,Anne",
-                           "the first row must be a header with an 'address' column, "
-                           "so no rows were read")]
+    rows = list(read_members(["anne@example.com,Anne\n", "bob@example.org,Bob\n"], fmt="listserv"))
+    assert rows == [
+        BadRow(
+            1,
+            "anne@example.com,Anne",
+            "the first row must be a header with an 'address' column, so no rows were read",
+        )
+    ]
 
 
 def test_blank_lines_and_comments_are_skipped_but_still_counted():
     """Blank and '#' lines yield nothing, and later lines keep their file line numbers."""
-    rows = list(read_members(["# exported 2024-01-01\n", "\n", "anne@example.com\n"],
-                             fmt="mailman2"))
+    rows = list(
+        read_members(["# exported 2024-01-01\n", "\n", "anne@example.com\n"], fmt="mailman2")
+    )
     assert rows == [ImportRow(3, "anne@example.com")]
 
 
 # ---------------------------------------------------------------- summary
+
 
 def test_summary_line_counts_modes_and_bad_rows():
     """The summary line splits regular, digest, no-mail and left members and counts bad rows."""
@@ -328,7 +357,8 @@ def test_summary_line_counts_modes_and_bad_rows():
     assert summary.line() == (
         "read 6 members from a Google Groups export: 1 regular, 2 digest, "
         "2 with no mail (imported as disabled), 1 banned or unsubscribed (imported as left); "
-        "2 bad rows skipped")
+        "2 bad rows skipped"
+    )
     assert (summary.members, summary.bad) == (6, 2)
     assert summary.status == {"active": 3, "disabled": 2, "left": 1}
 
@@ -336,20 +366,25 @@ def test_summary_line_counts_modes_and_bad_rows():
 def test_summary_line_for_the_mailman3_example_in_the_brief():
     """120 rows from Mailman 3 read as the example sentence, singular and plural right."""
     summary = Summary("mailman3-members")
-    rows = ([ImportRow(i, f"r{i}@example.com") for i in range(100)]
-            + [ImportRow(i, f"d{i}@example.com", delivery="digest") for i in range(15)]
-            + [ImportRow(i, f"n{i}@example.com", status="disabled") for i in range(5)]
-            + [BadRow(1, "x", "bad"), BadRow(2, "y", "bad")])
+    rows = (
+        [ImportRow(i, f"r{i}@example.com") for i in range(100)]
+        + [ImportRow(i, f"d{i}@example.com", delivery="digest") for i in range(15)]
+        + [ImportRow(i, f"n{i}@example.com", status="disabled") for i in range(5)]
+        + [BadRow(1, "x", "bad"), BadRow(2, "y", "bad")]
+    )
     for row in rows:
         summary.add(row)
-    assert summary.line() == ("read 120 members from a Mailman 3 export: 100 regular, 15 digest, "
-                              "5 with no mail (imported as disabled); 2 bad rows skipped")
+    assert summary.line() == (
+        "read 120 members from a Mailman 3 export: 100 regular, 15 digest, "
+        "5 with no mail (imported as disabled); 2 bad rows skipped"
+    )
     one = Summary("mailman2")
     one.add(ImportRow(1, "a@example.com"))
     assert one.line() == "read 1 member from a Mailman 2 export: 1 regular"
 
 
 # ---------------------------------------------------------------- streaming
+
 
 class Counting:
     """A generator of n lines that counts how many were taken."""
@@ -363,12 +398,19 @@ class Counting:
             yield self.first if i == 0 and self.first else self.make.format(i=i)
 
 
-@pytest.mark.parametrize(("fmt", "first", "make"), [
-    (None, "address,name,delivery\n", "member{i}@example.com,Member {i},digest\n"),
-    (None, "", '"Member {i}" <member{i}@example.com>\n'),
-    ("mailman3-postorius", "", "member{i}@example.com\r\n"),
-    ("google-groups", "Email address,Nickname,Email preference\n", "m{i}@example.com,M,email\n"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "first", "make"),
+    [
+        (None, "address,name,delivery\n", "member{i}@example.com,Member {i},digest\n"),
+        (None, "", '"Member {i}" <member{i}@example.com>\n'),
+        ("mailman3-postorius", "", "member{i}@example.com\r\n"),
+        (
+            "google-groups",
+            "Email address,Nickname,Email preference\n",
+            "m{i}@example.com,M,email\n",
+        ),
+    ],
+)
 def test_a_100000_line_file_is_read_lazily(fmt, first, make):
     """Taking 10 rows of a 100,000-line generator reads only those lines (plus the sniff)."""
     source = Counting(first, make, 100_000)
@@ -388,6 +430,7 @@ def test_a_100000_line_file_streams_to_the_end():
 
 
 # ---------------------------------------------------------------- properties
+
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @settings(max_examples=150, deadline=None)
