@@ -155,7 +155,7 @@ def members_remove(name: str, addresses: list[str], config: ConfigOpt = None) ->
         raise typer.Exit(1)
 
 
-IMPORT_BATCH = 1000  # rows per transaction: big enough to be fast, short enough for a live server
+IMPORT_BATCH = 5000  # rows per transaction: few commits, yet a live server waits ~0.1 s at most
 
 
 @members_app.command("import")
