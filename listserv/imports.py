@@ -277,12 +277,13 @@ def _worse(a: Status, b: Status) -> Status:
 def _member(line: int, address: str, name: str, mode: _Mode | str, fld: str = "") -> Row:
     """An ImportRow, or a BadRow when the address or the mode can't be used."""
     address = address.strip()
-    if not is_valid_address(normalise(address)):
+    canonical = normalise(address)
+    if not is_valid_address(canonical):
         return BadRow(line, address, f"{address!r} is not an email address")
     if isinstance(mode, str):
         return BadRow(line, address, mode)
     return ImportRow(
-        line, normalise(address), name.strip(), mode.delivery, mode.status, fld.strip(), mode.source
+        line, canonical, name.strip(), mode.delivery, mode.status, fld.strip(), mode.source
     )
 
 
@@ -530,17 +531,19 @@ def _read_table(
     records: Iterator[Record | BadRow], defaults: _Defaults, columns: _Columns, skip_title: str = ""
 ) -> Iterator[Row]:
     """Rows of a CSV whose first record (after an optional title row) is a header."""
-    header: dict[str, int] | None = None
+    places: _Places | None = None
+    modes: dict[tuple[str, ...], _Mode | str] = {}  # a file has few mode words: resolve each once
     for record in records:
         if isinstance(record, BadRow):
             yield record
-        elif header is not None:
-            yield _table_row(record[0], record[1], header, columns, defaults)
+        elif places is not None:
+            yield _table_row(record[0], record[1], places, columns, defaults, modes)
         elif not (skip_title and _norm(record[1][0]).startswith(skip_title)):
             header = {_norm(c): i for i, c in reversed(list(enumerate(record[1])))}
             if not any(a in header for a in columns.address):
                 yield BadRow(record[0], ",".join(record[1]), _no_header(columns))
                 return
+            places = _places(header, columns)
 
 
 def _no_header(columns: _Columns) -> str:
@@ -550,19 +553,53 @@ def _no_header(columns: _Columns) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Places:
+    """Where each kind of value may stand in a row: the header's indexes, by preference."""
+
+    address: tuple[int, ...]
+    name: tuple[int, ...]
+    delivery: tuple[int, ...]
+    status: tuple[tuple[int, ...], ...]  # one entry per status column, read separately
+    field: tuple[int, ...]
+
+
+def _places(header: dict[str, int], columns: _Columns) -> _Places:
+    def where(names: tuple[str, ...]) -> tuple[int, ...]:
+        return tuple(header[n] for n in names if n in header)
+
+    return _Places(
+        where(columns.address),
+        where(columns.name),
+        where(columns.delivery),
+        tuple(where((n,)) for n in columns.status),
+        where(columns.field),
+    )
+
+
 def _table_row(
-    number: int, cells: list[str], header: dict[str, int], columns: _Columns, defaults: _Defaults
+    number: int,
+    cells: list[str],
+    places: _Places,
+    columns: _Columns,
+    defaults: _Defaults,
+    modes: dict[tuple[str, ...], _Mode | str],
 ) -> Row:
-    def get(names: tuple[str, ...]) -> str:
-        for n in names:
-            i = header.get(n)
-            if i is not None and i < len(cells):
+    width = len(cells)
+
+    def get(indexes: tuple[int, ...]) -> str:
+        for i in indexes:
+            if i < width:
                 return cells[i].strip()
         return ""
 
-    statuses = [get((n,)) for n in columns.status]
-    mode = _resolve(get(columns.delivery), statuses, defaults, columns.strict)
-    return _member(number, get(columns.address), get(columns.name), mode, get(columns.field))
+    words = (get(places.delivery), *(get(p) for p in places.status))
+    mode = modes.get(words)
+    if mode is None:
+        mode = _resolve(words[0], words[1:], defaults, columns.strict)
+        if len(modes) < 1000:  # a file of ever new words can't grow the cache without end
+            modes[words] = mode
+    return _member(number, get(places.address), get(places.name), mode, get(places.field))
 
 
 # Our own `listserv members export` CSV, and the hand-made CSV the SPEC describes (section 10):
