@@ -352,3 +352,56 @@ def test_import_into_postgresql(pg_cluster, tmp_path):  # noqa: F811
         conf, select(func.count()).select_from(Event).where(col(Event.reason) == "imported")
     )
     assert joins == [8]
+
+
+def test_an_address_added_meanwhile_is_already_there_and_keeps_its_token(tmp_path, monkeypatch):
+    """A member who joins between import_batch's lookup and its insert is counted as already
+    there: no second row, their token and state untouched, no 'imported' event."""
+    from datetime import UTC, datetime
+
+    from listserv.imports import ImportRow
+    from listserv.store import members
+
+    store = open_store(f"sqlite:///{tmp_path / 'race.db'}")
+    now = datetime.now(UTC)
+    with store.session() as s:
+        joined = members.upsert_member(s, "networking", "ann@example.com", now, status="active")
+        token = joined.token
+    monkeypatch.setattr(members, "_statuses", lambda s, list_name, addresses: {})
+    batch = [ImportRow(1, "ann@example.com", "Ann"), ImportRow(2, "bob@example.net", "Bob")]
+    with store.session() as s:
+        done = members.import_batch(s, "networking", batch, now)
+    assert (done.added, done.reactivated, done.already) == (
+        ["bob@example.net"],
+        [],
+        ["ann@example.com"],
+    )
+    with store.session() as s:
+        ann = members.get_member(s, "networking", "ann@example.com")
+        assert ann is not None and ann.token == token and ann.name == ""
+        reasons = list(s.exec(select(Event.address).where(col(Event.reason) == "imported")))
+    assert reasons == ["bob@example.net"]
+    store.dispose()
+
+
+def test_imported_no_mail_members_are_never_probed_back_on(conf):
+    """Bounce maintenance leaves members imported as disabled alone: no probe mail, and they
+    stay disabled weeks later (a probe that got through would turn their mail back on)."""
+    from datetime import UTC, datetime, timedelta
+
+    from listserv.bounces import score
+    from listserv.config import Site
+
+    import_file(conf, DATA / "groupsio.csv")
+    cfg = load_config(conf)
+    store = open_store(cfg.database_url)
+    try:
+        for day in range(0, 28, 1):
+            with store.session() as s:
+                when = datetime.now(UTC) + timedelta(days=day)
+                score.maintain(s, cfg.lists["networking"], Site.of(cfg.server), when)
+    finally:
+        store.dispose()
+    assert queued_to(conf) == []
+    disabled = sorted(a for a, (status, _d) in rows(conf).items() if status == DISABLED)
+    assert disabled == ["eve.stone@example.com", "farah.k@example.co.uk", "gary.oneil@example.net"]
