@@ -273,11 +273,10 @@ def _insert_new(conn: Connection, list_name: str, rows: list[ImportedRow], stamp
     values = []
     for r in rows:
         live = r.status != MemberStatus.LEFT
-        disabled = stamp if r.status == MemberStatus.DISABLED else None
         values.append(
             (list_name, r.address, r.name, r.status, r.delivery, tokens[r.address], stamp)
             + ((stamp, None, "") if live else (None, stamp, _left_reason(r)))
-            + (0.0, disabled, 0)
+            + (0.0, None, 0)  # disabled_at stays empty: bounces did not disable them
         )
     if conn.dialect.name == "postgresql":  # one statement a batch; RETURNING says which went in
         sql = _unnest_sql("member", _MEMBER_COLUMNS, _SKIP_KNOWN + " RETURNING address")
@@ -354,7 +353,7 @@ def _reactivation(list_name: str, r: ImportedRow, now: datetime) -> dict[str, An
         "b_joined": now,
         "b_left": None,
         "b_reason": "",
-        "b_disabled": now if r.status == MemberStatus.DISABLED else None,
+        "b_disabled": None,
     }
 
 
