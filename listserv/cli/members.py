@@ -209,7 +209,8 @@ def members_import(
             raise UsageError(str(exc)) from None
         except UnicodeDecodeError:
             raise UsageError(
-                f"{file} is not UTF-8 text; convert it first (iconv -f latin1 -t utf-8)"
+                f"{file} is not UTF-8 text; convert it (iconv -f latin1 -t utf-8) and import "
+                "it again (members imported before the bad line are kept and skipped then)"
             ) from None
     added, reactivated, already = (
         len(x) for x in (result.added, result.reactivated, result.already)

@@ -405,3 +405,11 @@ def test_imported_no_mail_members_are_never_probed_back_on(conf):
     assert queued_to(conf) == []
     disabled = sorted(a for a, (status, _d) in rows(conf).items() if status == DISABLED)
     assert disabled == ["eve.stone@example.com", "farah.k@example.co.uk", "gary.oneil@example.net"]
+
+
+def test_a_file_that_is_not_utf8_exits_2_saying_how_to_convert_it(conf, tmp_path):
+    """A Latin-1 export is refused with the iconv line to fix it, not a traceback."""
+    path = tmp_path / "list_members.txt"
+    path.write_bytes("José Núñez <jose@example.com>\n".encode("latin-1"))
+    result = run("members", "import", "networking", path, "--config", conf)
+    assert result.exit_code == 2 and "iconv" in result.stderr
