@@ -7,6 +7,7 @@ import csv
 import itertools
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -212,9 +213,7 @@ def members_import(
                 f"{file} is not UTF-8 text; convert it (iconv -f latin1 -t utf-8) and import "
                 "it again (members imported before the bad line are kept and skipped then)"
             ) from None
-    added, reactivated, already = (
-        len(x) for x in (result.added, result.reactivated, result.already)
-    )
+    added, reactivated, already = result["added"], result["reactivated"], result["already"]
     sys.stdout.write(
         f"imported {added + reactivated} member(s) into {lst.name}: {added} new, "
         f"{reactivated} re-activated; {already} already there\n{summary.line()}\n"
@@ -230,9 +229,10 @@ def _import_rows(
     fmt: str,
     welcome: bool,
     fh: TextIO,
-) -> tuple[imports.Summary, members.ImportResult]:
-    """Stream rows into the store IMPORT_BATCH at a time; bad rows to stderr as FILE:LINE."""
-    summary, total = imports.Summary(fmt=fmt), members.ImportResult()
+) -> tuple[imports.Summary, Counter[str]]:
+    """Stream rows into the store IMPORT_BATCH at a time; bad rows to stderr as FILE:LINE.
+    Returns what was read and how many addresses were added, re-activated, already there."""
+    summary, total = imports.Summary(fmt=fmt), Counter[str]()
     with store.session() as s:
         members.ensure_list(s, lst.name, common.now())
     progress = Progress(console=err, transient=True) if err.is_terminal else None
@@ -249,9 +249,9 @@ def _import_rows(
                 done = members.import_batch(s, lst.name, batch, now)
                 if welcome:
                     _welcome(s, cfg, lst, [*done.added, *done.reactivated], now)
-            total.added += done.added
-            total.reactivated += done.reactivated
-            total.already += done.already
+            total.update(
+                added=len(done.added), reactivated=len(done.reactivated), already=len(done.already)
+            )
             if progress is not None and task is not None:
                 progress.update(task, completed=fh.buffer.tell())
 
