@@ -138,8 +138,7 @@ def members_by_address(s: Session, list_name: str, addresses: Iterable[str]) -> 
 
 _IN_CHUNK = 1000  # addresses per IN (...): well under SQLite's 32,766 bound parameters
 IMPORTED = "imported"  # the reason on an imported member's join event
-_MEMBER = SQLModel.metadata.tables["member"]  # Core tables: executemany, no ORM objects
-_EVENT = SQLModel.metadata.tables["event"]
+_MEMBER = SQLModel.metadata.tables["member"]  # the Core table: executemany, no ORM objects
 _M = _MEMBER.c
 
 
@@ -332,9 +331,9 @@ _REACTIVATE = (
         delivery=bindparam("b_delivery"),
         name=func.coalesce(func.nullif(bindparam("b_name"), ""), _M.name),
         joined_at=bindparam("b_joined"),
-        left_at=bindparam("b_left"),
-        left_reason=bindparam("b_reason"),
-        disabled_at=bindparam("b_disabled"),
+        left_at=None,
+        left_reason="",
+        disabled_at=None,  # as for new rows: bounces did not disable them
         bounce_score=0.0,
         last_bounce_on=None,
         probes_sent=0,
@@ -351,9 +350,6 @@ def _reactivation(list_name: str, r: ImportedRow, now: datetime) -> dict[str, An
         "b_delivery": r.delivery,
         "b_name": r.name,
         "b_joined": now,
-        "b_left": None,
-        "b_reason": "",
-        "b_disabled": None,
     }
 
 
