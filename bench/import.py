@@ -61,14 +61,15 @@ def run_import(config: Path, export: Path, n: int, url: str) -> tuple[float, flo
     return wall, cpu, usage.ru_maxrss / 1024, out.read_text().strip().splitlines()[-1]
 
 
-def startup() -> tuple[float, float]:
-    """(wall s, CPU s) of `python -m listserv --help`: the fixed cost inside every import."""
+def startup() -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MB) of `python -m listserv --help`: the fixed cost in every
+    import."""
     t = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", "listserv", "--help"],
                              stdout=subprocess.DEVNULL)  # fmt: skip
     _pid, _status, usage = os.wait4(child.pid, 0)
     child.returncode = 0
-    return time.perf_counter() - t, usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - t, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def count_members(url: str) -> int:
@@ -163,9 +164,9 @@ def main() -> int:
             exports.append(folder / "list_members.txt")
             write_mailman2(exports[1], args.rows)
         kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-        wall, cpu = startup()
-        print(f"start-up: `python -m listserv --help` takes {wall:.2f} s, CPU {cpu:.2f} s "
-              "(included in each import below)")  # fmt: skip
+        wall, cpu, rss = startup()
+        print(f"start-up: `python -m listserv --help` takes {wall:.2f} s, CPU {cpu:.2f} s, "
+              f"peak RSS {rss:.0f} MB (included in each import below)")  # fmt: skip
         ok = True
         for kind in kinds:
             if kind == "postgresql":
