@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from listserv.bounces.parse import is_bounce_like, parse_bounce, verp_member
 from listserv.config import Config, ListConfig, Site
@@ -149,8 +149,10 @@ def maintain(s: Session, lst: ListConfig, site: Site, now: datetime) -> None:
         ):
             member.bounce_score = 0.0
             s.add(member)
-    disabled = select(Member).where(
-        Member.list_name == lst.name, Member.status == MemberStatus.DISABLED
+    disabled = select(Member).where(  # only those bounces disabled: an imported no-mail member
+        Member.list_name == lst.name,  # chose it, and a probe would turn their mail back on
+        Member.status == MemberStatus.DISABLED,
+        col(Member.disabled_at).is_not(None),
     )
     for member in s.exec(disabled):
         probe_clean = member.last_probe_at is not None and (

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 import json
 import sys
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.progress import Progress
 from sqlmodel import Session
 
-from listserv import membership
+from listserv import imports, membership
 from listserv.addresses import is_valid_address, normalise
 from listserv.cli import common
 from listserv.cli.common import (
@@ -30,7 +35,7 @@ from listserv.cli.common import (
 from listserv.config import Config, ListConfig
 from listserv.errors import UsageError
 from listserv.states import LIVE, Delivery, MemberStatus
-from listserv.store import members
+from listserv.store import Store, members
 from listserv.store.tables import Member
 
 DELIVERIES = tuple(Delivery)
@@ -151,61 +156,132 @@ def members_remove(name: str, addresses: list[str], config: ConfigOpt = None) ->
         raise typer.Exit(1)
 
 
+IMPORT_BATCH = 5000  # rows per transaction: few commits, yet a live server waits ~0.1 s at most
+
+
 @members_app.command("import")
 @guarded
 def members_import(
-    name: str,
-    file: Path,
+    name: Annotated[str, typer.Argument(help="The list to import into.")],
+    file: Annotated[Path, typer.Argument(help="The export to read (format detected).")],
     config: ConfigOpt = None,
-    no_welcome: Annotated[bool, typer.Option("--no-welcome")] = True,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help=f"One of {', '.join(imports.FORMATS)}; detected if not given."
+        ),
+    ] = None,
+    delivery: Annotated[
+        str,
+        typer.Option(
+            help="regular|digest|alumni for members the file gives no mode "
+            "(e.g. the digest half of a Mailman 2 list_members -d split)."
+        ),
+    ] = "regular",
+    welcome: Annotated[
+        bool,
+        typer.Option("--welcome/--no-welcome", help="Send each new member the welcome mail."),
+    ] = False,
 ) -> None:
-    """Import members from a CSV with an 'address' column (optional 'name', 'delivery')."""
+    """Import members from a listserv CSV or a Mailman 2/3, Google Groups or Groups.io export."""
     cfg = config_from(config)
     lst = cfg.list(name)
+    if fmt is not None and fmt not in imports.FORMATS:
+        raise UsageError(f"--format {fmt!r} is not one of {', '.join(imports.FORMATS)}")
+    if delivery not in imports.DELIVERIES:
+        raise UsageError(f"--delivery {delivery!r} is not one of {', '.join(imports.DELIVERIES)}")
     try:
         fh = file.open(newline="", encoding="utf-8-sig")
     except FileNotFoundError:
         raise UsageError(f"{file}: no such file") from None
-    with file.open(encoding="utf-8-sig", errors="replace") as counting:
-        total = sum(1 for _ in counting) - 1
-    added = skipped = bad = 0
-    with fh, store_for(cfg).session() as s, Progress(console=err, transient=True) as progress:
-        members.ensure_list(s, lst.name, common.now())
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or "address" not in [f.strip().lower() for f in reader.fieldnames]:
-            raise UsageError(f"{file}: the first row must be a header with an 'address' column")
-        task = progress.add_task(f"importing into {lst.name}", total=max(total, 0))
-        for row in reader:
-            progress.advance(task)
-            row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
-            line = reader.line_num
-            address = row.get("address", "")
-            delivery = (row.get("delivery") or Delivery.REGULAR).lower()
-            if not is_valid_address(address):
-                err.print(
-                    f"{file}:{line}: {address!r} is not an email address; skipped",
-                    markup=False,
-                    soft_wrap=True,
-                )
-                bad += 1
-                continue
-            if delivery not in DELIVERIES:
-                err.print(
-                    f"{file}:{line}: delivery {delivery!r} is not one of "
-                    f"{', '.join(DELIVERIES)}; skipped",
-                    markup=False,
-                    soft_wrap=True,
-                )
-                bad += 1
-                continue
-            result = add_one(
-                s, cfg, lst, normalise(address), delivery, row.get("name", ""), not no_welcome
+    store = store_for(cfg)
+    with fh:
+        try:
+            head = list(itertools.islice(fh, imports.SNIFF_LINES))
+            fmt = fmt or imports.detect_format(head, str(file))
+            rows = imports.read_members(
+                itertools.chain(head, fh),
+                fmt,
+                str(file),
+                default_delivery=delivery,
             )
-            added, skipped = added + (result == "added"), skipped + (result != "added")
-    out.print(
-        f"imported {added} member(s) into {lst.name}; {skipped} already there; "
-        f"{bad} bad row(s) skipped"
+            summary, result = _import_rows(store, cfg, lst, file, rows, fmt, welcome, fh)
+        except imports.UnknownFormatError as exc:
+            raise UsageError(str(exc)) from None
+        except UnicodeDecodeError:
+            raise UsageError(
+                f"{file} is not UTF-8 text; convert it (iconv -f latin1 -t utf-8) and import "
+                "it again (members imported before the bad line are kept and skipped then)"
+            ) from None
+    added, reactivated, already = result["added"], result["reactivated"], result["already"]
+    sys.stdout.write(
+        f"imported {added + reactivated} member(s) into {lst.name}: {added} new, "
+        f"{reactivated} re-activated; {already} already there\n{summary.line()}\n"
     )
+
+
+def _import_rows(
+    store: Store,
+    cfg: Config,
+    lst: ListConfig,
+    file: Path,
+    rows: Iterator[imports.Row],
+    fmt: str,
+    welcome: bool,
+    fh: TextIO,
+) -> tuple[imports.Summary, Counter[str]]:
+    """Stream rows into the store IMPORT_BATCH at a time; bad rows to stderr as FILE:LINE.
+    Returns what was read and how many addresses were added, re-activated, already there."""
+    summary, total = imports.Summary(fmt=fmt), Counter[str]()
+    with store.session() as s:
+        members.ensure_list(s, lst.name, common.now())
+    progress = Progress(console=err, transient=True) if err.is_terminal else None
+    with progress or contextlib.nullcontext():
+        task = (
+            progress.add_task(f"importing into {lst.name}", total=file.stat().st_size)
+            if progress
+            else None
+        )
+
+        def flush(batch: list[imports.ImportRow]) -> None:
+            now = common.now()
+            with store.session() as s:
+                done = members.import_batch(s, lst.name, batch, now)
+                if welcome:
+                    _welcome(s, cfg, lst, [*done.added, *done.reactivated], now)
+            total.update(
+                added=len(done.added), reactivated=len(done.reactivated), already=len(done.already)
+            )
+            if progress is not None and task is not None:
+                progress.update(task, completed=fh.buffer.tell())
+
+        batch: list[imports.ImportRow] = []
+        for row in rows:
+            summary.add(row)
+            if isinstance(row, imports.BadRow):
+                err.print(
+                    f"{file}:{row.line}: {row.problem}; skipped",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            else:
+                batch.append(row)
+                if len(batch) >= IMPORT_BATCH:
+                    flush(batch)
+                    batch = []
+        if batch:
+            flush(batch)
+    return summary, total
+
+
+def _welcome(s: Session, cfg: Config, lst: ListConfig, addresses: list[str], now: datetime) -> None:
+    """Queue the welcome mail for each of these members who is now active."""
+    ctx = membership.Context(s=s, cfg=cfg, lst=lst, site=cfg.site, now=now, address="")
+    for m in members.members_by_address(s, lst.name, addresses):
+        if m.status == MemberStatus.ACTIVE:
+            membership.welcome(ctx, m)
+    membership.send_notices(ctx)
 
 
 @members_app.command("export")
