@@ -17,6 +17,7 @@ from sqlmodel import Session
 from listserv import retention
 from listserv.addresses import list_address
 from listserv.config import Config, ListConfig, Site
+from listserv.digest.build import cadence_word
 from listserv.errors import ListservError, NotAMember, TokenError
 from listserv.notices import notice, reply
 from listserv.states import LIVE, Delivery, EventKind, MemberStatus, TokenAction
@@ -123,11 +124,39 @@ def welcome(ctx: Context, member: Member) -> None:
             {
                 "member": member,
                 **links(ctx, member),
-                "delivery_words": DELIVERY_WORDS[Delivery(member.delivery)],
+                "delivery_words": delivery_words(ctx.lst, Delivery(member.delivery)),
             },
             to=member.address,
         )
     )
+
+
+_DAYS = dict(
+    zip(
+        ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "0", "1", "2", "3", "4", "5", "6", "7"),
+        ("Sundays", "Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays")
+        + ("Sundays", "Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays")
+        + ("Sundays",),
+        strict=True,
+    )
+)
+
+
+def delivery_words(lst: ListConfig, delivery: Delivery) -> str:
+    """What a member in this mode gets, saying how often digests come (issue 11).
+
+    >>> delivery_words(ListConfig(name="n", title="N"), Delivery.DIGEST)
+    'a digest of the posts once a week, on Mondays'
+    """
+    if delivery != Delivery.DIGEST:
+        return DELIVERY_WORDS[delivery]
+    word = cadence_word(lst.digest.schedule)
+    day = _DAYS.get(lst.digest.schedule.split()[-1].lower(), "")
+    if word == "Weekly":
+        return f"a digest of the posts once a week{f', on {day}' if day else ''}"
+    if word in ("Daily", "Monthly"):
+        return f"a digest of the posts once a {'day' if word == 'Daily' else 'month'}"
+    return f"a digest of the posts on the list's schedule ({lst.digest.schedule})"
 
 
 def goodbye(ctx: Context, member: Member, reason: str) -> None:
@@ -259,11 +288,23 @@ def leave(ctx: Context, subject: str, body: str, via_token: Member | None = None
             alumni_url=ctx.site.url("c", alumni_token),
         )
         return "Congratulations! Choose how you would like to go on; see my other note."
-    reason = clean_text(subject, body)[:300] or "asked to leave"
+    reason = leave_reason(subject, body)
     ask_to_confirm(
         ctx, member.address, TokenAction.LEAVE, "member/confirm_leave.txt", reason=reason
     )  # rules 3 and 4
     return "Please confirm by replying to the message I just sent."
+
+
+def leave_reason(subject: str, body: str) -> str:
+    """The leave's own words, each line once: a Subject repeated in the body is said once.
+
+    >>> leave_reason("unsubscribe", "Unsubscribe")
+    'unsubscribe'
+    """
+    seen: dict[str, str] = {}
+    for line in clean_text(subject, body).splitlines():
+        seen.setdefault(" ".join(line.lower().split()), line.strip())
+    return "\n".join(v for v in seen.values() if v)[:300] or "asked to leave"
 
 
 def one_click_leave(ctx: Context, member: Member) -> None:

@@ -9,10 +9,11 @@ import re
 
 from sqlmodel import Session
 
+from listserv.addresses import list_address
 from listserv.commands.registry import COMMANDS, Context, Outcome, lookup
 from listserv.config import Config, ListConfig, Site
 from listserv.errors import ListservError
-from listserv.membership import send_replies
+from listserv.membership import Reply, send_replies
 from listserv.message import Incoming
 from listserv.notices import may_auto_reply, reply
 from listserv.store import members
@@ -126,15 +127,22 @@ def handle_command_mail(
         lines = [[ADDRESS_COMMANDS[suffix]]]
     else:
         lines = command_lines(subject, body)
-    if not lines:  # nothing we understood: answer with the help text alone, saying so
-        run(ctx, [["help"]])
-        ctx.replies[-1].ctx["unrecognised"] = True
-    else:
-        run(ctx, lines)
+    if not lines:  # "thank you!" to a welcome: a short, kind answer, not the command list
+        answer_no_command(ctx, inc)
+        return
+    run(ctx, lines)
     if not may_auto_reply(inc.msg, inc.mail_from, lst, site):
         log.info("%s: no reply to %s (auto-submitted, bulk or looping mail)", lst.name, address)
         return
     send_replies(ctx, ctx.results, inc.message_id or None)
+
+
+def answer_no_command(ctx: Context, inc: Incoming) -> None:
+    """A mail with no command in it: say kindly where it should go (within the reply cap)."""
+    log.info("%s: no command in the mail from %s; short answer", ctx.lst.name, ctx.address)
+    owner = list_address(ctx.lst.name, ctx.site.domain, "owner")
+    ctx.replies.append(Reply("commands/no_command.txt", {"owner_address": owner}))
+    send_replies(ctx, None, inc.message_id or None)
 
 
 def load_commands() -> None:
