@@ -141,6 +141,15 @@ def test_real_paths_render_cleanly(passed: dict[str, list[dict]]):
             assert line_problems(name, rendered(name, ctx)) == [], name
 
 
+def test_digest_welcome_says_how_often_and_a_leave_reason_is_said_once(
+    passed: dict[str, list[dict]],
+):
+    """A digest member is told digests come once a week; 'unsubscribe' twice is one reason."""
+    words = [c["delivery_words"] for c in passed["member/welcome.txt"]]
+    assert "a digest of the posts once a week, on Mondays" in words
+    assert [c["reason"] for c in passed["member/confirm_leave.txt"]] == ["unsubscribe"]
+
+
 def test_samples_pass_what_the_code_passes(passed: dict[str, list[dict]], tmp_path: Path):
     """Each sample context below names exactly the keys the real code passes that template."""
     samples = sample_contexts(tmp_path)
