@@ -37,6 +37,10 @@ ConfigOpt = Annotated[
     str | None, typer.Option("--config", "-c", help="Config file (default: $LISTSERV_CONFIG).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON array.")]
+ListArg = Annotated[
+    str,
+    typer.Argument(metavar="LIST", help="The list's name, as in the config's lists.NAME table."),
+]
 T = TypeVar("T")
 
 

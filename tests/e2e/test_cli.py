@@ -438,3 +438,42 @@ def test_members_add_after_leaving_resets_the_last_bounce_date(conf):
         assert m is not None and m.status == "active"
         assert m.bounce_score == 0 and m.last_bounce_on is None
     store.dispose()
+
+
+def _commands():  # type: ignore[no-untyped-def]
+    import typer.main
+
+    root = typer.main.get_command(app)
+
+    def walk(cmd, path):  # type: ignore[no-untyped-def]
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                yield from walk(sub, (*path, name))
+        else:
+            yield path, cmd
+
+    return list(walk(root, ()))
+
+
+# `members import` belongs to the member-import work (its flags and formats are changing there).
+NOT_YET = {("members", "import")}
+
+
+def test_every_argument_and_option_has_help_text():
+    """Each CLI command documents every argument and option it takes."""
+    for path, cmd in _commands():
+        if path in NOT_YET:
+            continue
+        for param in cmd.params:
+            assert getattr(param, "help", None), f"listserv {' '.join(path)}: {param.name}"
+
+
+def test_help_output_has_no_placeholders_or_braces():
+    """--help shows 'POST_ID' and plain flags: no '{post_id}' usage, no '<bool>' placeholders."""
+    for path, _cmd in _commands():
+        text = run(*path, "--help").stdout
+        assert "Usage: root " + " ".join(path) in " ".join(text.split())  # CliRunner names it root
+        assert "<bool>" not in text and "<str>" not in text, path
+        usage = next(line for line in text.splitlines() if "Usage:" in line)
+        assert "{" not in usage, usage
