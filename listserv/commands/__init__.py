@@ -101,7 +101,7 @@ def handle_command_mail(
     """Mail to -request, -join, -leave, -leave+TOKEN or -confirm+TOKEN: run it and answer once."""
     address = inc.sender
     if address is None:
-        log.info("%s-%s: no sender address; ignored", lst.name, suffix)
+        log.debug("%s-%s: no sender address; ignored", lst.name, suffix)
         return
     subject, body = inc.subject, inc.text()
     ctx = Context(
@@ -110,7 +110,7 @@ def handle_command_mail(
     if suffix == "leave" and detail:
         member = members.member_by_token(s, detail)
         if member is None or member.list_name != lst.name:
-            log.info("%s: leave with an unknown token from %s", lst.name, address)
+            log.debug("%s: leave with an unknown token from %s", lst.name, address)
             if may_auto_reply(inc.msg, inc.mail_from, lst, site):
                 reply(s, lst, site, address, "member/bad_token.txt", inc.now)
             return
@@ -119,7 +119,7 @@ def handle_command_mail(
     elif not may_auto_reply(inc.msg, inc.mail_from, lst, site):
         # Machines (bounces, out-of-office replies, list traffic) never change a membership;
         # only a member-token leave is honoured from them, since leaving must always be easy.
-        log.info("%s-%s: automated mail from %s; no command run", lst.name, suffix, address)
+        log.debug("%s-%s: automated mail from %s; no command run", lst.name, suffix, address)
         return
     elif suffix == "confirm":
         lines = [["confirm", detail]] if detail else command_lines(subject, body)
@@ -132,14 +132,14 @@ def handle_command_mail(
         return
     run(ctx, lines)
     if not may_auto_reply(inc.msg, inc.mail_from, lst, site):
-        log.info("%s: no reply to %s (auto-submitted, bulk or looping mail)", lst.name, address)
+        log.debug("%s: no reply to %s (auto-submitted, bulk or looping mail)", lst.name, address)
         return
     send_replies(ctx, ctx.results, inc.message_id or None)
 
 
 def answer_no_command(ctx: Context, inc: Incoming) -> None:
     """A mail with no command in it: say kindly where it should go (within the reply cap)."""
-    log.info("%s: no command in the mail from %s; short answer", ctx.lst.name, ctx.address)
+    log.debug("%s: no command in the mail from %s; short answer", ctx.lst.name, ctx.address)
     owner = list_address(ctx.lst.name, ctx.site.domain, "owner")
     ctx.replies.append(Reply("commands/no_command.txt", {"owner_address": owner}))
     send_replies(ctx, None, inc.message_id or None)
