@@ -135,6 +135,7 @@ class ServerConfig(_Model):
     delivery_connections: int = Field(default=4, ge=1, le=64)
     token_days: int = Field(default=7, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    helo_name: str = ""  # the name listserv greets its relay with; '' = domain
 
     @field_validator("domain")
     @classmethod
