@@ -150,7 +150,8 @@ def handle_post(
     )
     what = f"post {post.id} {STATUS[action]}" + (f" ({reason})" if reason else "")
     if action == ACCEPT:
-        what += f", {distribute(s, lst, site, post, inc.now, dmarc_policies)} copies queued"
+        copies = distribute(s, lst, site, post, inc.now, dmarc_policies)
+        what += f", {copies} {'copy' if copies == 1 else 'copies'} queued"
     elif action == HOLD:
         hold_notices(s, lst, site, post, inc, reason)
     elif action == REJECT and sender and may_auto_reply(inc.msg, inc.mail_from, lst, site):
