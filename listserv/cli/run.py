@@ -45,6 +45,17 @@ def setup_logging(level: str, verbose: bool = False) -> None:
     )
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(level.upper() if verbose else logging.WARNING)
+    smtp_log = logging.getLogger("mail.log")
+    if not any(isinstance(f, NoAuthNote) for f in smtp_log.filters):
+        smtp_log.addFilter(NoAuthNote())
+
+
+class NoAuthNote(logging.Filter):
+    """Drop aiosmtpd's per-connection 'Available AUTH mechanisms: LOGIN PLAIN': listserv
+    never offers AUTH (it is not advertised without TLS), so the line only misleads."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Available AUTH mechanisms")
 
 
 @app.command()

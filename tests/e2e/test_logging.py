@@ -44,3 +44,24 @@ def test_smtp_and_scheduler_libraries_log_warnings_only_unless_verbose():
     finally:
         for name in CHATTY_LOGGERS:
             logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def test_no_auth_mechanisms_line_even_when_verbose():
+    """aiosmtpd's 'Available AUTH mechanisms' line is dropped: listserv offers no AUTH."""
+    setup_logging("info", verbose=True)
+    try:
+        smtp_log = logging.getLogger("mail.log")
+        note = smtp_log.makeRecord(
+            "mail.log",
+            logging.INFO,
+            __file__,
+            1,
+            "Available AUTH mechanisms: LOGIN(builtin)",
+            (),
+            None,
+        )
+        assert not smtp_log.filter(note)
+        other = smtp_log.makeRecord("mail.log", logging.INFO, __file__, 1, "EHLO x", (), None)
+        assert smtp_log.filter(other)
+    finally:
+        logging.getLogger("mail.log").setLevel(logging.NOTSET)
