@@ -131,15 +131,13 @@ def welcome(ctx: Context, member: Member) -> None:
     )
 
 
-_DAYS = dict(
-    zip(
-        ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "0", "1", "2", "3", "4", "5", "6", "7"),
-        ("Sundays", "Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays")
-        + ("Sundays", "Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays")
-        + ("Sundays",),
-        strict=True,
-    )
-)
+_WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+# A cron day-of-week field: 'mon' or 0-7 (0 and 7 are Sunday).
+_DAYS = {
+    **{day[:3].lower(): day for day in _WEEKDAYS},
+    **{str(i): day for i, day in enumerate(_WEEKDAYS)},
+    "7": "Sunday",
+}
 
 
 def delivery_words(lst: ListConfig, delivery: Delivery) -> str:
@@ -153,7 +151,7 @@ def delivery_words(lst: ListConfig, delivery: Delivery) -> str:
     word = cadence_word(lst.digest.schedule)
     day = _DAYS.get(lst.digest.schedule.split()[-1].lower(), "")
     if word == "Weekly":
-        return f"a digest of the posts once a week{f', on {day}' if day else ''}"
+        return f"a digest of the posts once a week{f', on {day}s' if day else ''}"
     if word in ("Daily", "Monthly"):
         return f"a digest of the posts once a {'day' if word == 'Daily' else 'month'}"
     return f"a digest of the posts on the list's schedule ({lst.digest.schedule})"
