@@ -136,6 +136,7 @@ class ServerConfig(_Model):
     token_days: int = Field(default=7, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     auto_upgrade: bool = False  # serve upgrades an older database schema at start
+    helo_name: str = ""  # the name listserv greets its relay with; '' = domain
 
     @field_validator("domain")
     @classmethod

@@ -89,8 +89,9 @@ class OutboxRelay:
 class SmtpRelay:
     """One reused aiosmtplib connection to an smtp:// or smtps:// relay."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, helo_name: str | None = None) -> None:
         parts = urlsplit(url)
+        self.helo_name = helo_name  # None: the machine's name (aiosmtplib asks the socket)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or (465 if parts.scheme == "smtps" else 25)
         self.username = unquote(parts.username) if parts.username else None
@@ -105,6 +106,7 @@ class SmtpRelay:
         client = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
+            local_hostname=self.helo_name,
             timeout=60,
             use_tls=self.implicit_tls,
             start_tls=self.starttls or None,
@@ -178,7 +180,7 @@ def make_relay(cfg: Config) -> OutboxRelay | SmtpRelay:
     relay = cfg.server.relay
     if relay.startswith("outbox:"):
         return OutboxRelay(cfg.resolve(relay.removeprefix("outbox:")))
-    return SmtpRelay(relay)
+    return SmtpRelay(relay, cfg.server.helo_name or cfg.server.domain)
 
 
 @dataclass

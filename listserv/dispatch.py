@@ -58,8 +58,10 @@ def handle_inbound(
     row: Inbound,
     now: datetime,
     dmarc_policies: DmarcPolicies | None = None,
-) -> None:
-    """Handle one stored message for each of its recipients, in the caller's transaction."""
+) -> list[str]:
+    """Handle one stored message for each of its recipients, in the caller's transaction;
+    returns what happened, one short phrase per recipient, for the worker's log line."""
+    done: list[str] = []
     inc = Incoming(raw=row.raw, mail_from=row.mail_from, msg=RawMessage(row.raw), now=now)
     site = cfg.site
     names = frozenset(cfg.lists)
@@ -68,25 +70,31 @@ def handle_inbound(
         where = route(rcpt, cfg.server.domain, names)
         if where is None:
             log.warning("inbound %s: no route for %s (config changed?)", row.id, rcpt)
+            done.append(f"{rcpt}: no route")
             continue
         lst = cfg.lists[where.list_name]
         members.ensure_list(s, lst.name, now)
         if where.handler == "post":
-            handle_post(s, cfg, lst, site, inc, dmarc_policies)
+            what = handle_post(s, cfg, lst, site, inc, dmarc_policies)
         elif where.handler == "owner":
-            forward_to_owners(s, lst, inc)
+            what = forward_to_owners(s, lst, inc)
         elif where.handler == "bounce":
             bounces.handle_bounce(s, lst, site, inc.raw, where.detail, now)
+            what = "bounce report read"
         else:
             commands.handle_command_mail(s, cfg, lst, site, inc, where.suffix, where.detail)
+            what = f"{where.suffix} mail handled"
+        done.append(f"{rcpt}: {what}")
+    return done
 
 
-def forward_to_owners(s: Session, lst: ListConfig, inc: Incoming) -> None:
+def forward_to_owners(s: Session, lst: ListConfig, inc: Incoming) -> str:
     """Mail to NAME-owner@ goes to the owners unchanged."""
     if not lst.owners:
         log.warning("%s-owner: no owners configured; message dropped", lst.name)
-        return
+        return "dropped (no owners configured)"
     queue_message(s, lst.name, parse(inc.raw), lst.owners, inc.now, kind="owner")
+    return f"forwarded to {len(lst.owners)} owner(s)"
 
 
 def post_facts(s: Session, lst: ListConfig, site: Site, inc: Incoming) -> PostFacts:
@@ -109,20 +117,15 @@ def handle_post(
     site: Site,
     inc: Incoming,
     dmarc_policies: DmarcPolicies | None = None,
-) -> None:
+) -> str:
     """A message to the list address: administrivia, moderation, then distribution."""
     subject, body = inc.subject, inc.text()
     sender = inc.sender
     if sender and retention.is_unsubscribe_request(subject, body):
         member = members.get_member(s, lst.name, sender)
         if member is not None and member.status in (*LIVE, MemberStatus.PENDING):
-            log.info(
-                "%s: unsubscribe request from %s posted to the list; handled privately",
-                lst.name,
-                sender,
-            )
             commands.handle_command_mail(s, cfg, lst, site, inc, "leave", "")
-            return
+            return "an unsubscribe request; handled privately as a leave"
     facts = post_facts(s, lst, site, inc)
     action, reason = decide(facts, lst)
     message_id = inc.message_id[:500]
@@ -145,13 +148,15 @@ def handle_post(
             thread_key=thread or message_id,
         ),
     )
-    log.info("%s: post %s from %s: %s (%s)", lst.name, post.id, sender, action, reason)
+    what = f"post {post.id} {STATUS[action]}" + (f" ({reason})" if reason else "")
     if action == ACCEPT:
-        distribute(s, lst, site, post, inc.now, dmarc_policies)
+        copies = distribute(s, lst, site, post, inc.now, dmarc_policies)
+        what += f", {copies} {'copy' if copies == 1 else 'copies'} queued"
     elif action == HOLD:
         hold_notices(s, lst, site, post, inc, reason)
     elif action == REJECT and sender and may_auto_reply(inc.msg, inc.mail_from, lst, site):
         reply(s, lst, site, sender, "member/rejected.txt", inc.now, subject=subject, reason=reason)
+    return what
 
 
 def hold_notices(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -61,11 +62,24 @@ class InboundWorker:
         for row in rows:
             assert row.id is not None
             try:
+                started = time.monotonic()
                 with self.store.session() as s:
-                    dispatch.handle_inbound(s, cfg, row, datetime.now(UTC), self.dmarc)
+                    done = dispatch.handle_inbound(s, cfg, row, datetime.now(UTC), self.dmarc)
                     inbound.finish_inbound(s, row.id)
+                log_handled(row.id, row.mail_from, done, time.monotonic() - started)
             except Exception as exc:  # noqa: BLE001 - log, keep the message, go on with the next
                 log.exception("could not handle inbound message %s", row.id)
                 with self.store.session() as s:
                     inbound.finish_inbound(s, row.id, error=f"{type(exc).__name__}: {exc}")
         return len(rows)
+
+
+def log_handled(inbound_id: int, mail_from: str, done: list[str], seconds: float) -> None:
+    """The one INFO line per message handled: who, to which address, what happened, how long."""
+    log.info(
+        "message %s from %s: %s (%.0f ms)",
+        inbound_id,
+        mail_from or "<>",
+        "; ".join(done) or "nothing to do",
+        seconds * 1000,
+    )

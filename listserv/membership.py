@@ -17,6 +17,7 @@ from sqlmodel import Session
 from listserv import retention
 from listserv.addresses import list_address
 from listserv.config import Config, ListConfig, Site
+from listserv.digest.build import cadence_word
 from listserv.errors import ListservError, NotAMember, TokenError
 from listserv.notices import notice, reply
 from listserv.retention import LeaveOutcome
@@ -123,7 +124,7 @@ def welcome(ctx: Context, member: Member) -> None:
             {
                 "member": member,
                 **links(ctx, member),
-                "delivery_words": DELIVERY_WORDS[Delivery(member.delivery)],
+                "delivery_words": delivery_words(ctx.lst, Delivery(member.delivery)),
             },
             to=member.address,
         )
@@ -134,6 +135,32 @@ def offers_alumni(ctx: Context, member: Member) -> bool:
     """Every leave confirmation and goodbye offers alumni mode, unless the member already is
     an alumnus or the list has none (SPEC 5, rule 3)."""
     return ctx.lst.alumni.enabled and member.delivery != Delivery.ALUMNI
+
+
+_WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+# A cron day-of-week field: 'mon' or 0-7 (0 and 7 are Sunday).
+_DAYS = {
+    **{day[:3].lower(): day for day in _WEEKDAYS},
+    **{str(i): day for i, day in enumerate(_WEEKDAYS)},
+    "7": "Sunday",
+}
+
+
+def delivery_words(lst: ListConfig, delivery: Delivery) -> str:
+    """What a member in this mode gets, saying how often digests come (issue 11).
+
+    >>> delivery_words(ListConfig(name="n", title="N"), Delivery.DIGEST)
+    'a digest of the posts once a week, on Mondays'
+    """
+    if delivery != Delivery.DIGEST:
+        return DELIVERY_WORDS[delivery]
+    word = cadence_word(lst.digest.schedule)
+    day = _DAYS.get(lst.digest.schedule.split()[-1].lower(), "")
+    if word == "Weekly":
+        return f"a digest of the posts once a week{f', on {day}s' if day else ''}"
+    if word in ("Daily", "Monthly"):
+        return f"a digest of the posts once a {'day' if word == 'Daily' else 'month'}"
+    return f"a digest of the posts on the list's schedule ({lst.digest.schedule})"
 
 
 def goodbye(ctx: Context, member: Member, reason: str) -> None:
@@ -278,11 +305,23 @@ def leave(ctx: Context, subject: str, body: str, via_token: Member | None = None
         )
         return "Choose how you would like to go on; see my other note."
     shown = {"offer_alumni": offer, **links(ctx, member)}
-    reason = clean_text(subject, body)[:300] or "asked to leave"
+    reason = leave_reason(subject, body)
     ask_to_confirm(
         ctx, member.address, TokenAction.LEAVE, "member/confirm_leave.txt", shown, reason=reason
     )  # rules 3 and 4
     return "Please confirm by replying to the message I just sent."
+
+
+def leave_reason(subject: str, body: str) -> str:
+    """The leave's own words, each line once: a Subject repeated in the body is said once.
+
+    >>> leave_reason("unsubscribe", "Unsubscribe")
+    'unsubscribe'
+    """
+    seen: dict[str, str] = {}
+    for line in clean_text(subject, body).splitlines():
+        seen.setdefault(" ".join(line.lower().split()), line.strip())
+    return "\n".join(v for v in seen.values() if v)[:300] or "asked to leave"
 
 
 def one_click_leave(ctx: Context, member: Member) -> None:

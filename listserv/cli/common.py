@@ -6,7 +6,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -37,6 +37,10 @@ ConfigOpt = Annotated[
     str | None, typer.Option("--config", "-c", help="Config file (default: $LISTSERV_CONFIG).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON array.")]
+ListArg = Annotated[
+    str,
+    typer.Argument(metavar="LIST", help="The list's name, as in the config's lists.NAME table."),
+]
 T = TypeVar("T")
 
 
@@ -84,6 +88,17 @@ def iso(value: datetime | None) -> str | None:
 
 def print_json(items: list[dict]) -> None:
     sys.stdout.write(json.dumps(items, indent=2, default=str) + "\n")
+
+
+def print_json_stream(items: Iterable[dict]) -> None:
+    """A JSON array written item by item, so any number of rows prints in constant memory."""
+    sep = "\n"
+    sys.stdout.write("[")
+    for item in items:
+        body = json.dumps(item, indent=2, default=str).replace("\n", "\n  ")
+        sys.stdout.write(f"{sep}  {body}")
+        sep = ",\n"
+    sys.stdout.write("\n]\n" if sep != "\n" else "]\n")
 
 
 def print_table(headers: Sequence[str], cells: Sequence[Sequence[object]]) -> None:

@@ -8,11 +8,21 @@ from typing import Annotated
 import typer
 
 from listserv.cli import common
-from listserv.cli.common import ConfigOpt, config_from, digest_app, guarded, out, store_for
+from listserv.cli.common import (
+    ConfigOpt,
+    ListArg,
+    config_from,
+    digest_app,
+    guarded,
+    out,
+    store_for,
+)
 from listserv.config import Config
 from listserv.digest import runs
 
-KindOpt = Annotated[str, typer.Option("--kind", help="regular|alumni")]
+KindOpt = Annotated[
+    str, typer.Option("--kind", help="regular (the digest) or alumni (the alumni update).")
+]
 
 
 def _digest_config(name: str, config: str | None, kind: str) -> Config:
@@ -25,7 +35,7 @@ def _digest_config(name: str, config: str | None, kind: str) -> Config:
 
 @digest_app.command("send")
 @guarded
-def digest_send(name: str, config: ConfigOpt = None, kind: KindOpt = "regular") -> None:
+def digest_send(name: ListArg, config: ConfigOpt = None, kind: KindOpt = "regular") -> None:
     """Build and queue the digest for the period so far, now."""
     cfg = _digest_config(name, config, kind)
     out.print(runs.run_digest(store_for(cfg), cfg, name, kind, common.now()))
@@ -33,7 +43,7 @@ def digest_send(name: str, config: ConfigOpt = None, kind: KindOpt = "regular") 
 
 @digest_app.command("preview")
 @guarded
-def digest_preview(name: str, config: ConfigOpt = None, kind: KindOpt = "regular") -> None:
+def digest_preview(name: ListArg, config: ConfigOpt = None, kind: KindOpt = "regular") -> None:
     """Print the digest the next run would send; sends and records nothing."""
     cfg = _digest_config(name, config, kind)
     msg = runs.preview(store_for(cfg), cfg, name, kind, common.now())

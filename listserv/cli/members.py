@@ -23,6 +23,7 @@ from listserv.cli import common
 from listserv.cli.common import (
     ConfigOpt,
     JsonOpt,
+    ListArg,
     config_from,
     err,
     guarded,
@@ -42,6 +43,11 @@ DELIVERIES = tuple(Delivery)
 STATUSES = tuple(MemberStatus)
 
 
+AddressesArg = Annotated[
+    list[str], typer.Argument(metavar="ADDRESS...", help="One or more email addresses.")
+]
+
+
 def member_dict(m: Member) -> dict:
     return {
         "address": m.address,
@@ -58,10 +64,13 @@ def member_dict(m: Member) -> dict:
 @members_app.command("list")
 @guarded
 def members_list(
-    name: str,
+    name: ListArg,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
-    status: Annotated[str | None, typer.Option(help="pending|active|disabled|left")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only members in this state: pending, active, disabled or left."),
+    ] = None,
 ) -> None:
     """Every member of a list (all statuses unless --status)."""
     cfg = config_from(config)
@@ -112,10 +121,12 @@ def check_delivery(delivery: str) -> None:
 @members_app.command("add")
 @guarded
 def members_add(
-    name: str,
-    addresses: list[str],
+    name: ListArg,
+    addresses: AddressesArg,
     config: ConfigOpt = None,
-    delivery: Annotated[str, typer.Option(help="regular|digest|alumni")] = "regular",
+    delivery: Annotated[
+        str, typer.Option(help="What they get: regular (every post), digest or alumni.")
+    ] = "regular",
     no_welcome: Annotated[bool, typer.Option("--no-welcome", help="Send no welcome mail.")] = False,
 ) -> None:
     """Add members directly (no confirmation round); they get a welcome mail unless --no-welcome."""
@@ -134,7 +145,7 @@ def members_add(
 
 @members_app.command("remove")
 @guarded
-def members_remove(name: str, addresses: list[str], config: ConfigOpt = None) -> None:
+def members_remove(name: ListArg, addresses: AddressesArg, config: ConfigOpt = None) -> None:
     """Remove members at once (no mail is sent)."""
     cfg = config_from(config)
     lst = cfg.list(name)
@@ -286,7 +297,7 @@ def _welcome(s: Session, cfg: Config, lst: ListConfig, addresses: list[str], now
 
 @members_app.command("export")
 @guarded
-def members_export(name: str, config: ConfigOpt = None) -> None:
+def members_export(name: ListArg, config: ConfigOpt = None) -> None:
     """Write the list's live members as CSV (address,name,delivery,status) to stdout."""
     cfg = config_from(config)
     lst = cfg.list(name)

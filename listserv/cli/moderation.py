@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
 from listserv import moderation
 from listserv.cli import common
 from listserv.cli.common import (
@@ -18,6 +22,10 @@ from listserv.cli.common import (
 )
 from listserv.dmarc import DmarcPolicies, default_resolver
 from listserv.store import posts
+
+PostIdArg = Annotated[
+    int, typer.Argument(metavar="POST_ID", help="The held post's id, as 'listserv held' shows.")
+]
 
 
 @app.command()
@@ -61,7 +69,7 @@ def held(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 @guarded
-def approve(post_id: int, config: ConfigOpt = None) -> None:
+def approve(post_id: PostIdArg, config: ConfigOpt = None) -> None:
     """Release a held post to the list."""
     cfg = config_from(config)
     with store_for(cfg).session() as s:
@@ -71,7 +79,7 @@ def approve(post_id: int, config: ConfigOpt = None) -> None:
 
 @app.command()
 @guarded
-def reject(post_id: int, config: ConfigOpt = None) -> None:
+def reject(post_id: PostIdArg, config: ConfigOpt = None) -> None:
     """Refuse a held post; the sender is told."""
     cfg = config_from(config)
     with store_for(cfg).session() as s:

@@ -16,15 +16,46 @@ from listserv.cli.common import ConfigOpt, app, config_from, fail, guarded, out
 
 @app.command()
 @guarded
-def serve(config: ConfigOpt = None) -> None:
+def serve(
+    config: ConfigOpt = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Also log every SMTP line and scheduler step (debugging)."
+        ),
+    ] = False,
+) -> None:
     """Run everything: inbound SMTP/LMTP, HTTP, scheduler and delivery, in one process."""
     from listserv.server import serve as run
 
     cfg = config_from(config)
-    logging.basicConfig(
-        level=cfg.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(cfg.server.log_level, verbose)
     asyncio.run(run(cfg))
+
+
+# Libraries that narrate every step at INFO: aiosmtpd logs each SMTP line (and an "Available
+# AUTH mechanisms" line although listserv offers no AUTH), APScheduler each job it plans.
+CHATTY_LOGGERS = ("mail.log", "apscheduler")
+
+
+def setup_logging(level: str, verbose: bool = False) -> None:
+    """listserv's own lines at the configured level; chatty libraries at WARNING unless verbose."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(level.upper() if verbose else logging.WARNING)
+    smtp_log = logging.getLogger("mail.log")
+    if not any(isinstance(f, NoAuthNote) for f in smtp_log.filters):
+        smtp_log.addFilter(NoAuthNote())
+
+
+class NoAuthNote(logging.Filter):
+    """Drop aiosmtpd's per-connection 'Available AUTH mechanisms: LOGIN PLAIN': listserv
+    never offers AUTH (it is not advertised without TLS), so the line only misleads."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Available AUTH mechanisms")
 
 
 @app.command()

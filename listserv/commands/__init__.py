@@ -10,10 +10,11 @@ import re
 from sqlmodel import Session
 
 from listserv import membership
+from listserv.addresses import list_address
 from listserv.commands.registry import COMMANDS, Context, Outcome, lookup
 from listserv.config import Config, ListConfig, Site
 from listserv.errors import ListservError
-from listserv.membership import send_replies
+from listserv.membership import Reply, send_replies
 from listserv.message import Incoming
 from listserv.notices import may_auto_reply, reply
 from listserv.store import members
@@ -102,7 +103,7 @@ def handle_command_mail(
     answer once."""
     address = inc.sender
     if address is None:
-        log.info("%s-%s: no sender address; ignored", lst.name, suffix)
+        log.debug("%s-%s: no sender address; ignored", lst.name, suffix)
         return
     subject, body = inc.subject, inc.text()
     ctx = Context(
@@ -113,14 +114,14 @@ def handle_command_mail(
     if suffix in ("leave", "alumni") and detail:  # a member token: one step, no questions
         member = members.member_by_token(s, detail)
         if member is None or member.list_name != lst.name:
-            log.info("%s: %s with an unknown token from %s", lst.name, suffix, address)
+            log.debug("%s: %s with an unknown token from %s", lst.name, suffix, address)
             if not automated:
                 reply(s, lst, site, address, "member/bad_token.txt", inc.now)
             return
         if automated and suffix != "leave":
             # Leaving must always be easy, so a token leave is honoured even from a machine;
             # nothing else is (an auto-responder must not switch a member to alumni).
-            log.info("%s-%s: automated mail from %s; nothing changed", lst.name, suffix, address)
+            log.debug("%s-%s: automated mail from %s; nothing changed", lst.name, suffix, address)
             return
         ctx.address, ctx.via_token = member.address, member
         if suffix == "leave":
@@ -129,7 +130,7 @@ def handle_command_mail(
             ctx.result("alumni", membership.stay_as_alumni(ctx, member))
     elif automated:
         # Machines (bounces, out-of-office replies, list traffic) never change a membership.
-        log.info("%s-%s: automated mail from %s; no command run", lst.name, suffix, address)
+        log.debug("%s-%s: automated mail from %s; no command run", lst.name, suffix, address)
         return
     elif suffix == "confirm":
         lines = [["confirm", detail]] if detail else command_lines(subject, body)
@@ -139,13 +140,12 @@ def handle_command_mail(
         lines = [["leave"]]
     else:
         lines = command_lines(subject, body)
-    if lines:
-        run(ctx, lines)
-    elif not ctx.results:  # nothing we understood: answer with the help text, saying so
-        run(ctx, [["help"]])
-        ctx.replies[-1].ctx["unrecognised"] = True
-    if automated:
-        log.info("%s: no reply to %s (auto-submitted, bulk or looping mail)", lst.name, address)
+    if not lines and not ctx.results:  # "thank you!" to a welcome: a short, kind answer
+        answer_no_command(ctx, inc)
+        return
+    run(ctx, lines)
+    if automated:  # a machine's token leave is honoured, never answered
+        log.debug("%s: no reply to %s (auto-submitted, bulk or looping mail)", lst.name, address)
         return
     send_replies(ctx, ctx.results, inc.message_id or None)
 
@@ -163,6 +163,14 @@ def is_stop_request(subject: str, body: str) -> bool:
     text = " ".join([strip_markers(subject), *own_lines(body)])
     words = " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
     return words in STOP_WORDS
+
+
+def answer_no_command(ctx: Context, inc: Incoming) -> None:
+    """A mail with no command in it: say kindly where it should go (within the reply cap)."""
+    log.debug("%s: no command in the mail from %s; short answer", ctx.lst.name, ctx.address)
+    owner = list_address(ctx.lst.name, ctx.site.domain, "owner")
+    ctx.replies.append(Reply("commands/no_command.txt", {"owner_address": owner}))
+    send_replies(ctx, None, inc.message_id or None)
 
 
 def load_commands() -> None:

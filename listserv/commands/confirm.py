@@ -10,6 +10,7 @@ from listserv.commands.registry import Context, Outcome, command
     "confirm",
     usage="confirm TOKEN",
     summary="Confirm a request; replying to my message does the same.",
+    listed=False,  # a reply to the confirmation does this; help lists what a member types
 )
 def confirm(ctx: Context, args: list[str]) -> Outcome:
     if not args:

@@ -11,7 +11,7 @@ from listserv.states import Delivery
     "join",
     aliases=("subscribe",),
     usage="join [digest|alumni]",
-    summary="Join this list; add 'digest' for one mail a week, 'alumni' for the monthly update.",
+    summary="Join; 'join digest' for digests, 'join alumni' for the monthly update.",
 )
 def join(ctx: Context, args: list[str]) -> Outcome:
     ctx.result("", membership.join(ctx, args[0] if args else Delivery.REGULAR))

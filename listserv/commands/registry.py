@@ -38,6 +38,7 @@ class Command:
     summary: str
     aliases: tuple[str, ...]
     run: Handler
+    listed: bool = True  # shown by 'help'; False for what only a reply uses ('confirm TOKEN')
 
 
 COMMANDS: dict[str, Command] = {}
@@ -45,12 +46,12 @@ _WORDS: dict[str, Command] = {}
 
 
 def command(
-    name: str, *, usage: str, summary: str, aliases: tuple[str, ...] = ()
+    name: str, *, usage: str, summary: str, aliases: tuple[str, ...] = (), listed: bool = True
 ) -> Callable[[Handler], Handler]:
     """Register an email command; a name or alias may be taken only once."""
 
     def register(fn: Handler) -> Handler:
-        cmd = Command(name, usage, summary, aliases, fn)
+        cmd = Command(name, usage, summary, aliases, fn, listed)
         for word in (name, *aliases):
             if word in _WORDS:
                 raise ValueError(f"email command {word!r} is registered twice")

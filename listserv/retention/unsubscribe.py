@@ -9,6 +9,9 @@ from listserv.text import any_of, clean_text
 
 _I = re.IGNORECASE
 MAX_UNSUBSCRIBE_WORDS = 40  # SPEC rule 5: an unsubscribe posted to the list is short
+# A Subject that merely starts with "unsub..." ("Unsubscribe tips") is a topic, not a request,
+# once the body says more than a sign-off's worth of its own (issue 11).
+MAX_BODY_WORDS_UNDER_A_TOPIC = 8
 
 _COMMAND = any_of(r"""
     unsubscribe | unsub | remove | leave | stop | opt[ -]?out | sign ?off | cancel
@@ -44,10 +47,12 @@ UNSUBSCRIBE: tuple[re.Pattern[str], ...] = tuple(
         \b(?:aus dem|vom) verteiler\b | \bvon der liste (?:nehmen|streichen|entfernen)\b"""),
     )
 )
+STARTS_WITH_UNSUBSCRIBE = UNSUBSCRIBE[1]
 # Talk about unsubscribing rather than a request: how-to questions, someone else, "why do people".
 _NOT_A_REQUEST = re.compile(
     any_of(r"""
     \bhow (?:do|can|would|should|to)\b | \bwhy (?:do|did|are|is|would)\b
+    \blist-unsubscribe\b
     \bunsubscribe (?:my (?!(?:e-?mail|address|account|self)\b)|him\b|her\b|them\b|someone|others)
     \bunsubscribe (?:people|everyone|a member|members)\b
     \bremove (?:him|her|them|my (?:colleague|friend|coworker|boss|wife|husband|partner))\b"""),
@@ -62,12 +67,20 @@ def is_unsubscribe_request(subject: str, body: str) -> bool:
     True
     >>> is_unsubscribe_request("", "How do I unsubscribe?")
     False
+    >>> is_unsubscribe_request("Unsub tips", "Most job boards add a header so your mail app can remove you.")
+    False
     """
     text = clean_text(subject, body)
     if not text or len(text.split()) > MAX_UNSUBSCRIBE_WORDS or _NOT_A_REQUEST.search(text):
         return False
-    for line in text.splitlines():
+    lines = text.splitlines()
+    body_words = len(clean_text("", body).split())
+    subject_is_a_topic = bool(subject) and lines[0] == " ".join(subject.split())
+    subject_is_a_topic = subject_is_a_topic and body_words > MAX_BODY_WORDS_UNDER_A_TOPIC
+    for i, line in enumerate(lines):
         for pattern in UNSUBSCRIBE:
+            if i == 0 and subject_is_a_topic and pattern is STARTS_WITH_UNSUBSCRIBE:
+                continue
             for m in pattern.finditer(line):
                 clause = line[: m.start()][clause_start(line[: m.start()]) :]
                 if not negated(clause) and not HYPOTHETICAL.search(clause):  # "please don't ..."

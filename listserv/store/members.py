@@ -83,6 +83,7 @@ def activate(s: Session, member: Member, now: datetime, reason: str) -> None:
     member.left_at = None
     member.left_reason = ""
     member.bounce_score = 0.0
+    member.last_bounce_on = None  # with the score: a bounce the same day counts again
     member.disabled_at = None
     member.probes_sent = 0
     s.add(member)

@@ -236,3 +236,21 @@ def next_due(s: Session) -> datetime | None:
     return s.exec(
         select(func.min(col(Delivery.next_attempt_at))).where(col(Delivery.state).in_(UNSENT))
     ).first()
+
+
+def copies(
+    s: Session, states: Sequence[str], page: int = 1000, after_id: int = 0
+) -> Iterator[Delivery]:
+    """Every copy in the given states, oldest first, read a page at a time (no row limit)."""
+    while True:
+        q = (
+            select(Delivery)
+            .where(col(Delivery.state).in_(list(states)), col(Delivery.id) > after_id)
+            .order_by(col(Delivery.id))
+            .limit(page)
+        )
+        rows = list(s.exec(q))
+        yield from rows
+        if len(rows) < page:
+            return
+        after_id = rows[-1].id or after_id

@@ -217,8 +217,8 @@ def test_mime_digest_toc_lists_subjects_senders_and_how_to_switch_or_leave():
     assert "2. Re: Job fair at the library on Friday (Bob Stone)" in toc
     assert "4. Resume workshop (dana@example.com)" in toc
     assert "from 16 Nov 2026 to 23 Nov 2026" in toc
-    assert "`regular` to networking-request@lists.example.org" in toc
-    assert "`leave` to networking-request@lists.example.org" in toc
+    assert '"regular" to networking-request@lists.example.org' in toc
+    assert '"leave" to networking-request@lists.example.org' in toc
 
 
 def test_mime_digest_embeds_each_post_unchanged():
@@ -287,7 +287,7 @@ def test_plain_digest_lists_todays_topics_before_the_messages():
     assert preamble.startswith("Tri-County Job Seekers Networking Digest, 23 Nov 2026")
     assert "Today's Topics:" in preamble
     assert "3. Acme is cutting 200 jobs (Carol Diaz)" in preamble
-    assert "`regular` to networking-request@lists.example.org" in preamble
+    assert '"regular" to networking-request@lists.example.org' in preamble
 
 
 def test_plain_digest_keeps_only_rfc1153_headers_in_order():
@@ -526,15 +526,15 @@ def test_pulse_refuses_negative_counts():
 
 
 def test_alumni_digest_says_how_to_come_back_and_how_to_leave():
-    """One word `back` to the request address, and both ways to leave completely."""
+    """One word "back" to the request address, and both ways to leave completely."""
     text = alumni_text()
     assert (
-        "Looking again? Send the one word `back` to networking-request@lists.example.org"
-        " and you'll get every post again."
+        'Looking again? Send the one word "back" to networking-request@lists.example.org\n'
+        "and you'll get every post again."
     ) in text
     assert (
-        "To leave completely, use the unsubscribe link your mail program shows, or send"
-        " `leave` to networking-request@lists.example.org."
+        "To leave completely, use the unsubscribe link your mail program shows,\n"
+        'or send "leave" to networking-request@lists.example.org.'
     ) in text
 
 

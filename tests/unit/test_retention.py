@@ -546,6 +546,15 @@ def test_short_command_like_post_is_unsubscribe_request(subject, body):
         ("Great meetup", "Thanks all for coming, the slides are on the wiki."),
         ("", ""),
         ("Re: unsubscribe", "Great thread.\n\n> unsubscribe"),
+        (  # issue 11: a post about unsubscribing, swallowed as a leave before
+            "Unsubscribe tips for your job search",
+            "Most job boards add a List-Unsubscribe header, so your mail app shows a button.",
+        ),
+        (
+            "Unsub from recruiter spam",
+            "Worth doing before a new search: most recruiter mailings can be stopped in one "
+            "click from the button your mail app shows at the top.",
+        ),
     ],
 )
 def test_questions_and_ordinary_posts_are_not_unsubscribe_requests(subject, body):
