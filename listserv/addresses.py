@@ -7,9 +7,19 @@ from email.headerregistry import Address
 from email.utils import getaddresses, parseaddr
 
 # Address suffixes a list answers to, beside the bare list name (SPEC section 3).
-SUFFIXES = ("request", "join", "subscribe", "leave", "unsubscribe", "confirm", "owner", "bounces")
+SUFFIXES = (
+    "request",
+    "join",
+    "subscribe",
+    "leave",
+    "unsubscribe",
+    "confirm",
+    "owner",
+    "bounces",
+    "announce",
+)
 # Suffixes that may carry a "+detail" part.
-TOKENED = {"leave", "confirm", "bounces"}
+TOKENED = {"leave", "confirm", "bounces", "announce"}
 
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
 _DOMAIN = re.compile(

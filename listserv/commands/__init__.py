@@ -12,11 +12,12 @@ from sqlmodel import Session
 from listserv.commands.registry import COMMANDS, Context, Outcome, lookup
 from listserv.config import Config, ListConfig, Site
 from listserv.errors import ListservError
+from listserv.fields import match_field
 from listserv.membership import send_replies
 from listserv.message import Incoming
 from listserv.notices import may_auto_reply, reply
 from listserv.store import members
-from listserv.text import strip_markers
+from listserv.text import own_lines, strip_markers
 
 log = logging.getLogger("listserv.commands")
 
@@ -126,6 +127,8 @@ def handle_command_mail(
         lines = [[ADDRESS_COMMANDS[suffix]]]
     else:
         lines = command_lines(subject, body)
+    if not lines:  # a reply naming just a field, as the welcome and alumni notes invite
+        lines = field_reply(lst, body)
     if not lines:  # nothing we understood: answer with the help text alone, saying so
         run(ctx, [["help"]])
         ctx.replies[-1].ctx["unrecognised"] = True
@@ -135,6 +138,19 @@ def handle_command_mail(
         log.info("%s: no reply to %s (auto-submitted, bulk or looping mail)", lst.name, address)
         return
     send_replies(ctx, ctx.results, inc.message_id or None)
+
+
+def field_reply(lst: ListConfig, body: str) -> list[list[str]]:
+    """[['field', NAME]] when the mail's own words are just one of the list's field names
+    ("Healthcare", "software"); a longer sentence is not taken for a field (issue 13)."""
+    own = [line for line in own_lines(body) if line.strip()]
+    signed = len(own) == 2 and len(own[1].split()) <= 3  # "Healthcare" then a signed name
+    if not own or (len(own) > 1 and not signed) or len(own[0].split()) > 4:
+        return []
+    if not lst.field_table:
+        return []
+    found = match_field(own[0].strip(" .!"), lst.field_table)
+    return [["field", found]] if found else []
 
 
 def load_commands() -> None:

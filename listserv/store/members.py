@@ -92,6 +92,8 @@ def remove(s: Session, member: Member, now: datetime, reason: str) -> None:
     member.left_reason = reason[:500]
     s.add(member)
     log_event(s, member.list_name, member.address, EventKind.LEAVE, reason, now)
+    if member.delivery == Delivery.ALUMNI:  # stats tell alumni who left fully apart (issue 13)
+        log_event(s, member.list_name, member.address, EventKind.ALUMNI_LEFT, reason, now)
 
 
 def set_delivery(s: Session, member: Member, delivery: str, now: datetime, reason: str) -> None:
@@ -117,3 +119,9 @@ def count_members(s: Session, list_name: str) -> dict[str, int]:
         .group_by(col(Member.status))
     )
     return {status: n for status, n in s.exec(q)}
+
+
+def set_field(s: Session, member: Member, field: str) -> None:
+    """The member's field of work ('' clears it)."""
+    member.field = field
+    s.add(member)

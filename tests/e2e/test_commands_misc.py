@@ -274,7 +274,21 @@ def _samples(tmp_path: Path) -> dict[str, dict]:
         "commands/help.txt": {"commands": sorted(COMMANDS.values(), key=lambda c: c.name)},
         "commands/info.txt": {"member": mem, "policy": "members may post"},
         "commands/results.txt": {"results": [("join", "Almost done."), ("", "Done.")]},
-        "member/alumni_welcome.txt": {"member": mem, "found_work": True, **links},
+        "member/alumni_welcome.txt": {
+            "member": mem,
+            "found_work": True,
+            "fields": ["Healthcare", "Education"],
+            **links,
+        },
+        "member/back.txt": {
+            "member": mem,
+            "announce_address": f"networking-announce+t0k3n@{DOMAIN}",
+            "days": 14,
+            "field": "",
+            "fields": ["Healthcare", "Education"],
+            **links,
+        },
+        "member/bad_announce.txt": {"problem": "That announcement address is unknown."},
         "member/bad_token.txt": {},
         "member/confirm_join.txt": {**confirm, "delivery": "digest"},
         "member/confirm_leave.txt": {**confirm, "reason": "asked to leave"},
@@ -288,7 +302,12 @@ def _samples(tmp_path: Path) -> dict[str, dict]:
         },
         "member/probe.txt": {"member": mem},
         "member/rejected.txt": {"subject": "Anyone hiring?", "reason": "only members may post"},
-        "member/welcome.txt": {"member": mem, "delivery_words": "every post", **links},
+        "member/welcome.txt": {
+            "member": mem,
+            "delivery_words": "every post",
+            "fields": ["Healthcare"],
+            **links,
+        },
         "digest/plain.txt": {
             **digest,
             "messages": [
