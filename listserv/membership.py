@@ -344,7 +344,12 @@ def one_click_leave(ctx: Context, member: Member) -> None:
 
 
 def add_by_admin(
-    ctx: Context, address: str, delivery: str, name: str = "", send_welcome: bool = True
+    ctx: Context,
+    address: str,
+    delivery: str,
+    name: str = "",
+    send_welcome: bool = True,
+    field: str = "",
 ) -> str:
     """An organiser adds or re-activates a member (no confirmation round)."""
     existing = members.get_member(ctx.s, ctx.lst.name, address)
@@ -360,6 +365,8 @@ def add_by_admin(
         name=name,
     )
     members.activate(ctx.s, member, ctx.now, "added by an admin")
+    if field:
+        members.set_field(ctx.s, member, field)
     if send_welcome:
         welcome(ctx, member)
     return "added"

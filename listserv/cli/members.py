@@ -29,6 +29,7 @@ from listserv.cli.common import (
 )
 from listserv.config import Config, ListConfig
 from listserv.errors import UsageError
+from listserv.fields import match_field
 from listserv.states import LIVE, Delivery, MemberStatus
 from listserv.store import members
 from listserv.store.tables import Member
@@ -47,6 +48,7 @@ def member_dict(m: Member) -> dict:
         "joined_at": iso(m.joined_at),
         "left_at": iso(m.left_at),
         "left_reason": m.left_reason,
+        "field": m.field,
     }
 
 
@@ -88,13 +90,22 @@ def members_list(
 
 
 def add_one(
-    s: Session, cfg: Config, lst: ListConfig, address: str, delivery: str, name: str, welcome: bool
+    s: Session,
+    cfg: Config,
+    lst: ListConfig,
+    address: str,
+    delivery: str,
+    name: str,
+    welcome: bool,
+    field: str = "",
 ) -> str:
     """Add or re-activate one member; returns what happened."""
     ctx = membership.Context(
         s=s, cfg=cfg, lst=lst, site=cfg.site, now=common.now(), address=address
     )
-    result = membership.add_by_admin(ctx, address, delivery, name, send_welcome=welcome)
+    result = membership.add_by_admin(
+        ctx, address, delivery, name, send_welcome=welcome, field=field
+    )
     membership.send_notices(ctx)
     return result
 
@@ -102,6 +113,17 @@ def add_one(
 def check_delivery(delivery: str) -> None:
     if delivery not in DELIVERIES:
         raise UsageError(f"--delivery {delivery!r} is not one of {', '.join(DELIVERIES)}")
+
+
+def check_field(lst: ListConfig, field: str) -> str:
+    """The list's field that field names ('' for none); UsageError naming the fields otherwise."""
+    if not field.strip():
+        return ""
+    found = match_field(field, lst.field_table)
+    if found is None:
+        known = ", ".join(lst.field_table) or "none: fields are off for this list"
+        raise UsageError(f"--field {field!r} is not one of this list's fields ({known})")
+    return found
 
 
 @members_app.command("add")
@@ -112,18 +134,23 @@ def members_add(
     config: ConfigOpt = None,
     delivery: Annotated[str, typer.Option(help="regular|digest|alumni")] = "regular",
     no_welcome: Annotated[bool, typer.Option("--no-welcome", help="Send no welcome mail.")] = False,
+    field: Annotated[
+        str,
+        typer.Option(help="Their field of work, one of the list's fields (close spellings ok)."),
+    ] = "",
 ) -> None:
     """Add members directly (no confirmation round); they get a welcome mail unless --no-welcome."""
     cfg = config_from(config)
     lst = cfg.list(name)
     check_delivery(delivery)
+    chosen = check_field(lst, field)
     bad = [a for a in addresses if not is_valid_address(a)]
     if bad:
         raise UsageError(f"{bad[0]!r} is not an email address like 'ann@example.org'")
     with store_for(cfg).session() as s:
         members.ensure_list(s, lst.name, common.now())
         for address in addresses:
-            result = add_one(s, cfg, lst, normalise(address), delivery, "", not no_welcome)
+            result = add_one(s, cfg, lst, normalise(address), delivery, "", not no_welcome, chosen)
             out.print(f"{normalise(address)}: {result}")
 
 

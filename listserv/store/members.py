@@ -125,3 +125,18 @@ def set_field(s: Session, member: Member, field: str) -> None:
     """The member's field of work ('' clears it)."""
     member.field = field
     s.add(member)
+
+
+def fields_in_use(s: Session, list_name: str, delivery: str) -> list[str]:
+    """The fields active members of one delivery mode chose ('' not included)."""
+    q = (
+        select(col(Member.field))
+        .where(
+            col(Member.list_name) == list_name,
+            col(Member.status) == MemberStatus.ACTIVE,
+            col(Member.delivery) == delivery,
+            col(Member.field) != "",
+        )
+        .distinct()
+    )
+    return list(s.exec(q))

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from listserv.commands import COMMANDS, command_lines
 from listserv.config import Site
-from listserv.digest.build import PulseLine
+from listserv.digest.pulse import PulseLine
 from listserv.render import render_reply, render_text, template_dir
 from listserv.server import Server
 from listserv.store.tables import Inbound, Member, Post
@@ -27,6 +27,7 @@ from tests.conftest import (
 )
 
 REQUEST = f"networking-request@{DOMAIN}"
+LIST = f"networking@{DOMAIN}"
 ANN = "ann@example.com"
 BOB = "bob@example.net"
 LIST_ID = "Tri-County Job Seekers Networking <networking.lists.example.org>"
@@ -266,11 +267,42 @@ def _samples(tmp_path: Path) -> dict[str, dict]:
         "request_address": REQUEST,
         "topics": topics,
     }
+    pulse = [PulseLine("Posts about hiring", "12", "fewer than 3", "up", "▁▂▃▄▅█", 100, 0)]
+    alumni = {
+        "title": lst.display_title,
+        "heading": "Alumni update, October 2026",
+        "span": "in October 2026",
+        "field": "Healthcare",
+        "field_pulse": pulse,
+        "fields": ["Healthcare"],
+        "highlights": [{"subject": "Anyone hiring?", "replies": 2, "excerpt": "Acme is hiring."}],
+        "pulse": pulse,
+        "now_word": "this month",
+        "before_word": "last month",
+        "trend_word": "last six months",
+        "list_address": LIST,
+        "request_address": REQUEST,
+    }
     samples: dict[str, dict] = {
         "admin/approve_join.txt": {"address": ANN, **confirm},
         "admin/bounce_report.txt": {"member": mem, "last_error": "550 5.1.1 no such user"},
         "admin/delivery_failed.txt": {"recipient": ANN, "error": "451 try later"},
         "admin/held.txt": {"post": post, "reason": "not a member"},
+        "admin/stats.txt": {
+            "months": 1,
+            "rows": [
+                {
+                    "month": "2026-11",
+                    **dict.fromkeys(
+                        (
+                            "joins leaves job_leaves alumni_switches alumni_left backs "
+                            "hiring_posts layoff_posts regular digest alumni"
+                        ).split(),
+                        3,
+                    ),
+                }
+            ],
+        },
         "commands/help.txt": {"commands": sorted(COMMANDS.values(), key=lambda c: c.name)},
         "commands/info.txt": {"member": mem, "policy": "members may post"},
         "commands/results.txt": {"results": [("join", "Almost done."), ("", "Done.")]},
@@ -314,19 +346,17 @@ def _samples(tmp_path: Path) -> dict[str, dict]:
                 {"headers": [("From", "Ann Lee"), ("Subject", "Hi")], "body": "Hello all."}
             ],
         },
-        "digest/toc.txt": digest,
-        "digest/alumni.txt": {
-            "title": lst.display_title,
-            "span": "from 1 Oct 2026 to 1 Nov 2026",
-            "highlights": [
-                {"subject": "Anyone hiring?", "replies": 2, "excerpt": "Acme is hiring."}
+        "digest/toc.txt": {**digest, "reply_to_list": True, "list_address": LIST},
+        "digest/toc.html": {
+            **digest,
+            "reply_to_list": True,
+            "list_address": LIST,
+            "messages": [
+                {"headers": [("From", "Ann Lee"), ("Subject", "Hi")], "body": "Hello all."}
             ],
-            "pulse": [PulseLine("Posts about hiring", "12", "fewer than 3", "up")],
-            "now_word": "this month",
-            "before_word": "last month",
-            "list_address": f"networking@{DOMAIN}",
-            "request_address": REQUEST,
         },
+        "digest/alumni.txt": alumni,
+        "digest/alumni.html": alumni,
         "web/page.html": {
             "title": "Leave?",
             "paragraphs": ("Press the button.",),
