@@ -11,7 +11,7 @@ from listserv.text import clean_text, strip_markers
 # A list without a [lists.NAME.fields] table gets these; an empty table turns fields off.
 DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     "Healthcare": ("nurse", "nursing", "hospital", "clinic", "medical", "patient", "pharmacy"),
-    "Software & IT": ("developer", "software", "devops", "IT support", "programmer", "sysadmin"),
+    "Software & IT": ("developer", "software", "devops", "IT", "programmer", "sysadmin"),
     "Education": ("teacher", "teaching", "school", "tutor", "university", "curriculum"),
     "Finance & Accounting": ("accountant", "accounting", "bookkeeper", "finance", "bank", "audit"),
     "Sales & Marketing": ("sales", "marketing", "account executive", "SEO", "advertising"),

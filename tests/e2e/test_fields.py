@@ -128,7 +128,8 @@ async def two_fields_world(srv, sink) -> tuple[str, str]:  # type: ignore[no-unt
 
 
 async def test_two_alumni_in_different_fields_get_their_own_field_first(server, sink):
-    """Each alumnus's update leads with their field's counts and trends, then the group."""
+    """Each alumnus's update leads with their field's counts and trends, then the group; the
+    HTML part beside the text shows the same numbers."""
     ann, bob = await two_fields_world(server, sink)
     a, b = text_of(ann), text_of(bob)
     assert "Your field: Healthcare" in a and "Your field:" in b and "Healthcare" not in b
@@ -145,12 +146,12 @@ async def test_two_alumni_in_different_fields_get_their_own_field_first(server, 
     assert "4 this month, down from 9 last month." in group_a  # hiring posts, everyone's
     assert group_a.split("Highlights")[0] == group_b.split("Highlights")[0]
     assert ann["List-Unsubscribe"] and ann["List-Id"] == bob["List-Id"]
+    html_part_shows_the_numbers_the_text_shows(ann)
 
 
-async def test_html_part_is_present_and_shows_the_numbers_the_text_shows(server, sink):
+def html_part_shows_the_numbers_the_text_shows(ann) -> None:  # type: ignore[no-untyped-def]
     """multipart/alternative, plain first; every pulse sentence of the text is in the HTML,
     and the HTML has no figure the text lacks; no remote images."""
-    ann, _bob = await two_fields_world(server, sink)
     assert ann.get_content_type() == "multipart/alternative"
     plain, page = ann.get_payload()
     assert (plain.get_content_type(), page.get_content_type()) == ("text/plain", "text/html")
@@ -228,3 +229,25 @@ async def test_stats_json_counts_the_events_of_this_month(server, sink):
         "digest": 0,
         "alumni": 0,
     }
+
+
+def test_members_add_with_a_field_shows_it_in_members_list_json(tmp_path):
+    """'members add --field helthcare' stores Healthcare; an unknown field exits 2 naming them."""
+    from tests.conftest import config_text
+
+    conf = tmp_path / "listserv.toml"
+    conf.write_text(config_text())
+    runner = CliRunner()
+    added = runner.invoke(
+        app,
+        ["members", "add", "networking", ANN, "--field", "helthcare", "--no-welcome"]
+        + ["--config", str(conf)],
+    )
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(app, ["members", "list", "networking", "--json", "--config", str(conf)])
+    [row] = json.loads(listed.stdout)
+    assert row["field"] == "Healthcare"
+    bad = runner.invoke(
+        app, ["members", "add", "networking", BOB, "--field", "farming", "--config", str(conf)]
+    )
+    assert bad.exit_code == 2 and "is not one of this list's fields" in bad.output

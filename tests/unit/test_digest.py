@@ -407,6 +407,27 @@ def test_alumni_subject_names_the_month_the_update_covers():
     )
 
 
+def test_alumni_subject_and_body_name_the_same_time():
+    """A first, short run is named by its real dates in both places, never by last month."""
+    start = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+    assert digest_subject(make_list(), "alumni", MONTH_END, 0, UTC, start) == (
+        "[networking] Alumni update, 1 Dec 2026"
+    )
+    msg = build_alumni_digest(
+        make_list(),
+        DOMAIN,
+        [],
+        PeriodCounts(1, 0, 0, 0),
+        PeriodCounts(0, 0, 0, 0),
+        period_start=start,
+        period_end=MONTH_END,
+        tz=UTC,
+    )
+    assert msg["Subject"] == "[networking] Alumni update, 1 Dec 2026"
+    assert "went on the list on 1 Dec 2026." in text_of(reparse(msg))
+    assert "in November 2026" in alumni_text()
+
+
 def test_digest_subject_refuses_unknown_kinds():
     """Only 'regular' and 'alumni' digests exist."""
     with pytest.raises(ValueError, match="'weekly'"):
