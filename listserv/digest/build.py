@@ -176,20 +176,42 @@ def build_regular_digest(
     return msg
 
 
+class Highlighter:
+    """The period's threads ranked once; highlights are built once per thread, so rendering the
+    alumni update for each field re-parses nothing (issue 13: 13 renders, not 13x the work)."""
+
+    def __init__(self, posts: Sequence[DigestPost]) -> None:
+        threads: dict[str, list[DigestPost]] = {}
+        for p in sorted(posts, key=lambda p: p.received_at):
+            threads.setdefault(p.thread_key, []).append(p)
+        self.ranked = sorted(
+            threads.items(), key=lambda kv: (-_replies(kv[1]), kv[1][0].received_at, kv[0])
+        )
+        self.posts = posts
+        self._names: list[str] | None = None
+        self._made: dict[str, Highlight] = {}
+
+    def pick(self, limit: int, prefer: str = "") -> list[Highlight]:
+        """The threads with the most replies (ties: earliest first), at most limit; threads
+        naming the field prefer (the reader's own) come first."""
+        chosen = sorted(
+            self.ranked,
+            key=lambda kv: not (prefer and any(prefer in p.fields for p in kv[1])),
+        )[: max(limit, 0)]
+        return [self._highlight(key, thread) for key, thread in chosen]
+
+    def _highlight(self, key: str, thread: list[DigestPost]) -> Highlight:
+        if key not in self._made:
+            if self._names is None:
+                self._names = _names(self.posts)
+            self._made[key] = _highlight(thread, self._names)
+        return self._made[key]
+
+
 def pick_highlights(posts: Sequence[DigestPost], limit: int, prefer: str = "") -> list[Highlight]:
     """The threads with the most replies in the period (ties: earliest first), at most limit;
     threads that name the field prefer (the reader's own) come first."""
-    threads: dict[str, list[DigestPost]] = {}
-    for p in sorted(posts, key=lambda p: p.received_at):
-        threads.setdefault(p.thread_key, []).append(p)
-
-    def rank(kv: tuple[str, list[DigestPost]]) -> tuple:
-        theirs = bool(prefer) and any(prefer in p.fields for p in kv[1])
-        return (not theirs, -_replies(kv[1]), kv[1][0].received_at, kv[0])
-
-    ranked = sorted(threads.items(), key=rank)
-    names = _names(posts)
-    return [_highlight(thread, names) for _key, thread in ranked[: max(limit, 0)]]
+    return Highlighter(posts).pick(limit, prefer)
 
 
 def build_alumni_digest(
@@ -205,6 +227,7 @@ def build_alumni_digest(
     history: Sequence[PeriodCounts] = (),
     field: str = "",
     field_history: Sequence[PeriodCounts] = (),
+    highlighter: Highlighter | None = None,
 ) -> EmailMessage:
     """The low-volume alumni update: the reader's field first (when they have one), then the
     group pulse, highlights, and how to come back or leave; text and HTML say the same.
@@ -226,7 +249,7 @@ def build_alumni_digest(
         field=field if mine else "",
         field_pulse=mine or [],
         fields=list(lst.field_table),
-        highlights=pick_highlights(posts, lst.alumni.highlights, prefer=field),
+        highlights=(highlighter or Highlighter(posts)).pick(lst.alumni.highlights, field),
         pulse=pulse_lines(current, previous, history),
         now_word=now_word,
         before_word=before_word,

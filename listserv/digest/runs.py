@@ -13,7 +13,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from listserv.config import Config, ListConfig
-from listserv.digest.build import DigestPost, build_alumni_digest, build_regular_digest
+from listserv.digest.build import (
+    DigestPost,
+    Highlighter,
+    build_alumni_digest,
+    build_regular_digest,
+)
 from listserv.digest.pulse import TREND_PERIODS, ZERO, PeriodCounts
 from listserv.errors import UsageError
 from listserv.fields import split_tags
@@ -204,6 +209,7 @@ def compose(
         current, previous = group[-1], group[-2]
         if not items and not current.joined and not current.job_leaves and not current.backs:
             return None
+        highlighter = Highlighter(items)  # shared: each thread's excerpt is made once
         for field in [None, *alumni_fields(s, lst)]:
             msg = build_alumni_digest(
                 lst,
@@ -217,6 +223,7 @@ def compose(
                 history=group,
                 field=field or "",
                 field_history=history.get(field or "", [ZERO] * TREND_PERIODS),
+                highlighter=highlighter,
             )
             built.append((field, msg))
     for _field, msg in built:
