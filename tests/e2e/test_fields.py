@@ -147,6 +147,9 @@ async def test_two_alumni_in_different_fields_get_their_own_field_first(server, 
     assert group_a.split("Highlights")[0] == group_b.split("Highlights")[0]
     assert ann["List-Unsubscribe"] and ann["List-Id"] == bob["List-Id"]
     html_part_shows_the_numbers_the_text_shows(ann)
+    [summary] = await mails_to(sink, "owner@example.org")  # the organiser's view, same schedule
+    assert "how the list did" in summary["Subject"]
+    assert re.search(r"Posts about hiring +(\d+ +){5}4\r?\n", summary.get_content())
 
 
 def html_part_shows_the_numbers_the_text_shows(ann) -> None:  # type: ignore[no-untyped-def]
@@ -214,6 +217,8 @@ async def test_stats_json_counts_the_events_of_this_month(server, sink):
     )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
+    table = CliRunner().invoke(app, ["stats", "networking", "--config", str(server.cfg.path)])
+    assert table.exit_code == 0 and "left for a job" in table.stdout
     assert len(rows) == 2 and rows[-1]["month"] == datetime.now(UTC).strftime("%Y-%m")
     assert rows[-1] == {
         "month": rows[-1]["month"],
