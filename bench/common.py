@@ -79,8 +79,11 @@ def write_config(folder: Path, database: str, relay_port: int | None = None, con
     return parse_config(path.read_text(), path)
 
 
-def insert_members(url: str, n: int, delivery: str = "regular") -> float:
-    """Bulk-insert n active members with SQLAlchemy core, 10k rows a statement; returns seconds."""
+def insert_members(
+    url: str, n: int, delivery: str = "regular", fields: tuple[str, ...] = ()
+) -> float:
+    """Bulk-insert n active members with SQLAlchemy core, 10k rows a statement; returns seconds.
+    With fields, member i is in fields[i % len(fields)]."""
     from sqlalchemy import insert
 
     from listserv.store import open_store
@@ -105,6 +108,7 @@ def insert_members(url: str, n: int, delivery: str = "regular") -> float:
                         left_reason="",
                         bounce_score=0.0,
                         probes_sent=0,
+                        field=fields[i % len(fields)] if fields else "",
                     )
                     for i in range(start, min(start + CHUNK, n))
                 ]

@@ -1,10 +1,14 @@
-"""Digest benchmark: build and queue a weekly digest of 200 posts for 50,000 digest members.
+"""Digest benchmark: build and queue a weekly digest of 200 posts for 50,000 digest members,
+or (--kind alumni) the alumni update for 50,000 alumni in 12 fields.
 
-    python bench/digest.py [--members N] [--posts P] [--format mime|plain] [--db sqlite|postgresql] [--keep]
+    python bench/digest.py [--kind regular|alumni] [--members N] [--posts P]
+                           [--format mime|plain] [--db sqlite|postgresql] [--keep]
 
 Members and posts are inserted in a child process (not timed, not counted in our RSS); then
-listserv.digest.runs.run_digest(store, cfg, "networking", "regular", now) is timed: it reads the
-week's posts, builds the digest once and queues one delivery row per digest member.
+listserv.digest.runs.run_digest(store, cfg, "networking", KIND, now) is timed: it reads the
+week's posts, builds the digest once (the alumni update once per field, issue 13) and queues one
+delivery row per digest (or alumni) member. For alumni, posts carry topics and field tags and
+the six trend periods hold join, job-leave and comeback events, so the pulse has work to do.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ SUBJECTS = (
 )
 
 
-def make_posts(url: str, n_posts: int, now: datetime) -> int:
+def make_posts(url: str, n_posts: int, now: datetime, fields: tuple[str, ...] = ()) -> int:
     """n_posts accepted posts of ~2 KB spread over the last week, some of them replies; list first seen a week ago."""
     from listserv.store import open_store
     from listserv.store.members import ensure_list
@@ -93,7 +97,10 @@ def make_posts(url: str, n_posts: int, now: datetime) -> int:
                         thread_key=reply_to[0] if reply_to else mid,
                         in_reply_to=reply_to[0] if reply_to else "",
                         distributed_at=at,
-                        topic="hiring" if "hiring" in subject.lower() else None,
+                        topic="hiring"
+                        if "hiring" in subject.lower()
+                        else ("layoff" if fields and rnd.random() < 0.2 else None),
+                        fields=fields[rnd.randrange(len(fields))] if fields else "",
                     )
                 )
                 if not reply_to:
@@ -114,15 +121,51 @@ def _wrap(text: str, width: int = 72) -> list[str]:
     return lines + ([line] if line else [])
 
 
-def setup(url: str, members: int, posts: int, now: datetime) -> tuple[float, int]:
+def make_events(url: str, members: int, now: datetime) -> None:
+    """Joins, job leaves and comebacks of members over the last six weeks (the trend periods)."""
+    from sqlalchemy import insert
+
+    from listserv.store import open_store
+    from listserv.store.tables import Event
+
+    rnd = random.Random(11)
+    kinds = ("join",) * 6 + ("job-leave",) * 3 + ("back",)
+    rows = [
+        dict(
+            list_name=common.LIST,
+            address=common.address(rnd.randrange(members)),
+            kind=rnd.choice(kinds),
+            reason="bench",
+            at=now - timedelta(seconds=rnd.randrange(42 * 86400)),
+        )
+        for _ in range(max(members // 10, 1))
+    ]
+    store = open_store(url)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(insert(Event.__table__), rows)
+    finally:
+        store.dispose()
+
+
+def setup(url: str, members: int, posts: int, now: datetime, kind: str) -> tuple[float, int]:
+    from listserv.fields import DEFAULT_FIELDS
+
     t = time.perf_counter()
-    common.insert_members(url, members, delivery="digest")
-    size = make_posts(url, posts, now)
+    if kind == "alumni":
+        fields = tuple(DEFAULT_FIELDS)
+        common.insert_members(url, members, delivery="alumni", fields=fields)
+        size = make_posts(url, posts, now, fields)
+        make_events(url, members, now)
+    else:
+        common.insert_members(url, members, delivery="digest")
+        size = make_posts(url, posts, now)
     return time.perf_counter() - t, size
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--kind", choices=("regular", "alumni"), default="regular")
     ap.add_argument("--members", type=int, default=50_000)
     ap.add_argument("--posts", type=int, default=200)
     ap.add_argument("--format", choices=("mime", "plain"), default="mime")
@@ -149,9 +192,12 @@ def main() -> int:
         )
         cfg = parse_config(path.read_text(), path)
         now = datetime.now(UTC)
-        took, size = common.in_child(setup, cfg.database_url, args.members, args.posts, now)
+        took, size = common.in_child(
+            setup, cfg.database_url, args.members, args.posts, now, args.kind
+        )
+        who = "alumni in 12 fields" if args.kind == "alumni" else "digest members"
         print(
-            f"setup: {args.members} digest members and {args.posts} posts ({size / args.posts / 1024:.1f} KB "
+            f"setup: {args.members} {who} and {args.posts} posts ({size / args.posts / 1024:.1f} KB "
             f"each on average) inserted in {took:.1f} s ({args.db}, folder {folder})",
             flush=True,
         )
@@ -159,7 +205,7 @@ def main() -> int:
         rss_before = common.peak_rss_mb()
         store = open_store(cfg.database_url)
         t = time.perf_counter()
-        result = run_digest(store, cfg, common.LIST, "regular", now)
+        result = run_digest(store, cfg, common.LIST, args.kind, now)
         dt = time.perf_counter() - t
         rss = common.peak_rss_mb()
 
@@ -168,21 +214,25 @@ def main() -> int:
             run = s.exec(__import__("sqlmodel").select(DigestRun)).one()
             out = s.get(Outbound, run.outbound_id)
             digest_kb = len(out.raw) / 1024 if out else 0
+            renders = len(
+                s.exec(
+                    __import__("sqlmodel").select(Outbound.id).where(Outbound.kind == "digest")
+                ).all()
+            )
         store.dispose()
         problems = []
-        if states != {"queued": args.members}:
-            problems.append(
-                f"delivery rows by state {states}, expected {{'queued': {args.members}}}"
-            )
+        expected = args.members + (1 if args.kind == "alumni" else 0)  # + the owner's stats mail
+        if states != {"queued": expected}:
+            problems.append(f"delivery rows by state {states}, expected {{'queued': {expected}}}")
         if run.posts != args.posts:
             problems.append(f"the digest holds {run.posts} posts, expected {args.posts}")
         ok = not problems
         print(
-            f"check: {result}; digest {digest_kb:.0f} KB; delivery rows {states}: "
-            + ("OK" if ok else "FAILED: " + "; ".join(problems))
+            f"check: {result}; {renders} message(s) rendered; digest {digest_kb:.0f} KB; "
+            f"delivery rows {states}: " + ("OK" if ok else "FAILED: " + "; ".join(problems))
         )
         print(
-            f"digest: {args.posts} posts ({args.format}) for {args.members} digest members built and "
+            f"{args.kind} digest: {args.posts} posts ({args.format}) for {args.members} {who} built and "
             f"queued in {dt:.2f} s, peak RSS {rss:.0f} MB (before the run {rss_before:.0f} MB)",
             flush=True,
         )

@@ -17,11 +17,12 @@ SUFFIXES = (
     "owner",
     "bounces",
     "alumni",
+    "announce",
 )
 # Suffixes that may carry a "+detail" part.
-TOKENED = {"leave", "confirm", "bounces", "alumni"}
-# Suffixes that exist only with a member's token: NAME-alumni+TOKEN@ (SPEC section 3).
-TOKEN_ONLY = {"alumni"}
+TOKENED = {"leave", "confirm", "bounces", "alumni", "announce"}
+# Suffixes that exist only with a member's token: NAME-alumni+TOKEN@, NAME-announce+TOKEN@.
+TOKEN_ONLY = {"alumni", "announce"}
 
 _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
 _DOMAIN = re.compile(

@@ -23,6 +23,7 @@ from pydantic import (
 
 from listserv.addresses import SUFFIXES, is_valid_address
 from listserv.errors import ConfigError
+from listserv.fields import DEFAULT_FIELDS, NONE_WORDS, normalised
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -99,6 +100,33 @@ class ListConfig(_Model):
     bounce_score_reset_days: int = Field(default=7, ge=1)
     digest: DigestConfig = DigestConfig()
     alumni: AlumniConfig = AlumniConfig()
+    # None: the built-in fields; {}: fields are off (issue 13).
+    fields: dict[str, StrTuple] | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, value: dict[str, tuple[str, ...]] | None) -> dict | None:
+        if value is None:
+            return None
+        seen: dict[str, str] = {}
+        for name, words in value.items():
+            key = normalised(name)
+            if not key or len(name) > 60 or not name.isprintable():
+                raise ValueError(f"field name {name!r} must be a short line with a letter in it")
+            if name.lower() in NONE_WORDS:
+                raise ValueError(f"{name!r} cannot be a field name: 'field {name}' clears a field")
+            if key in seen:
+                raise ValueError(f"fields {seen[key]!r} and {name!r} are the same field")
+            seen[key] = name
+            for word in words:
+                if not word.strip() or not word.isprintable():
+                    raise ValueError(f"field {name!r} has an empty or unprintable keyword {word!r}")
+        return value
+
+    @property
+    def field_table(self) -> dict[str, tuple[str, ...]]:
+        """The list's fields and their keywords: the configured ones, else the built-in set."""
+        return dict(DEFAULT_FIELDS) if self.fields is None else dict(self.fields)
 
     @field_validator("owners", "moderators")
     @classmethod

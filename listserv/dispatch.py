@@ -9,19 +9,22 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from listserv import commands, retention
-from listserv.addresses import split_recipient
+from listserv import commands, membership, retention
+from listserv.addresses import display, split_recipient
 from listserv.bounces import score as bounces
 from listserv.config import Config, ListConfig, Site
 from listserv.dmarc import DmarcPolicies
+from listserv.errors import TokenError
+from listserv.fields import join_tags, tag_fields
 from listserv.headers import carries_list_id
 from listserv.message import Incoming, RawMessage, message_ids, parse
 from listserv.moderation import ACCEPT, HOLD, REJECT, STATUS, PostFacts, decide
 from listserv.notices import may_auto_reply, notice, queue_message, reply
-from listserv.posting import distribute
+from listserv.posting import bare_subject, distribute
 from listserv.states import LIVE, MemberStatus
 from listserv.store import members, posts
 from listserv.store.tables import Inbound, Post
+from listserv.text import strip_markers
 
 log = logging.getLogger("listserv.dispatch")
 
@@ -36,7 +39,12 @@ class Route:
     detail: str
 
 
-HANDLERS = {"": "post", "owner": "owner", "bounces": "bounce"}  # any other suffix: a command
+HANDLERS = {
+    "": "post",
+    "owner": "owner",
+    "bounces": "bounce",
+    "announce": "announce",
+}  # any other suffix: a command
 
 
 def route(rcpt: str, domain: str, names: frozenset[str]) -> Route | None:
@@ -81,6 +89,9 @@ def handle_inbound(
         elif where.handler == "bounce":
             bounces.handle_bounce(s, lst, site, inc.raw, where.detail, now)
             what = "bounce report read"
+        elif where.handler == "announce":
+            handle_announcement(s, cfg, lst, site, inc, where.detail, dmarc_policies)
+            what = "announcement handled"
         else:
             commands.handle_command_mail(s, cfg, lst, site, inc, where.suffix, where.detail)
             what = f"{where.suffix} mail handled"
@@ -144,6 +155,7 @@ def handle_post(
             status=STATUS[action],
             reason=reason,
             topic=retention.classify_topic(subject, body),
+            fields=join_tags(tag_fields(subject, body, lst.field_table)),
             in_reply_to=parent,
             thread_key=thread or message_id,
         ),
@@ -157,6 +169,60 @@ def handle_post(
     elif action == REJECT and sender and may_auto_reply(inc.msg, inc.mail_from, lst, site):
         reply(s, lst, site, sender, "member/rejected.txt", inc.now, subject=subject, reason=reason)
     return what
+
+
+BACK_SUBJECT = "Back on the market"
+
+
+def back_subject(subject: str, prefix: str) -> str:
+    """'Back on the market: <their subject>', once.
+
+    >>> back_subject("[networking] Re: Nurse, 10 years ICU", "[networking] ")
+    'Back on the market: Nurse, 10 years ICU'
+    """
+    own = strip_markers(bare_subject(subject, prefix)).strip()
+    if own.lower().startswith(BACK_SUBJECT.lower()):
+        return own
+    return f"{BACK_SUBJECT}: {own}" if own else BACK_SUBJECT
+
+
+def handle_announcement(
+    s: Session,
+    cfg: Config,
+    lst: ListConfig,
+    site: Site,
+    inc: Incoming,
+    token: str,
+    dmarc_policies: DmarcPolicies | None = None,
+) -> None:
+    """Mail to NAME-announce+TOKEN (offered after 'back'): posted once as the member's own post,
+    through the list's moderation and posting like any other (issue 13)."""
+    if not may_auto_reply(inc.msg, inc.mail_from, lst, site):
+        log.info("%s-announce: automated mail from %s; not posted", lst.name, inc.sender)
+        return
+    ctx = membership.Context(
+        s=s, cfg=cfg, lst=lst, site=site, now=inc.now, address=inc.sender or ""
+    )
+    try:
+        member = membership.announcer(ctx, token)
+    except TokenError as exc:
+        log.info("%s-announce: %s from %s", lst.name, exc, inc.sender)
+        if inc.sender:
+            reply(s, lst, site, inc.sender, "member/bad_announce.txt", inc.now, problem=str(exc))
+        return
+    msg = RawMessage(inc.raw)
+    msg.set("Subject", back_subject(inc.subject, lst.prefix))
+    if inc.sender != member.address:  # the token speaks for the member, whoever's From it is
+        msg.set("From", display(member.name, member.address))
+    raw = msg.to_bytes()
+    handle_post(
+        s,
+        cfg,
+        lst,
+        site,
+        Incoming(raw=raw, mail_from=inc.mail_from, msg=RawMessage(raw), now=inc.now),
+        dmarc_policies,
+    )
 
 
 def hold_notices(

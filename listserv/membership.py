@@ -19,6 +19,7 @@ from listserv.addresses import list_address
 from listserv.config import Config, ListConfig, Site
 from listserv.digest.build import cadence_word
 from listserv.errors import ListservError, NotAMember, TokenError
+from listserv.fields import NONE_WORDS, match_field
 from listserv.notices import notice, reply
 from listserv.retention import LeaveOutcome
 from listserv.states import LIVE, Delivery, EventKind, MemberStatus, TokenAction
@@ -125,6 +126,7 @@ def welcome(ctx: Context, member: Member) -> None:
                 "member": member,
                 **links(ctx, member),
                 "delivery_words": delivery_words(ctx.lst, Delivery(member.delivery)),
+                "fields": list(ctx.lst.field_table),
             },
             to=member.address,
         )
@@ -177,7 +179,12 @@ def switch_to_alumni(ctx: Context, member: Member, reason: str, found_work: bool
     ctx.replies.append(
         Reply(
             "member/alumni_welcome.txt",
-            {"member": member, "found_work": found_work, **links(ctx, member)},
+            {
+                "member": member,
+                "found_work": found_work,
+                "fields": list(ctx.lst.field_table),
+                **links(ctx, member),
+            },
         )
     )
 
@@ -269,7 +276,71 @@ def back(ctx: Context) -> str:
         changed.append("you get every post again")
     if not changed:
         return "You already get every post; nothing to change."
+    offer_announcement(ctx, member)
     return f"Welcome back: {' and '.join(changed)}. Good luck with the search!"
+
+
+ANNOUNCE_DAYS = 14
+
+
+def offer_announcement(ctx: Context, member: Member) -> None:
+    """'I'm back' reaches the group: a 14-day token for one post through NAME-announce+TOKEN,
+    named in a welcome-back reply (issue 13); the comeback is logged for the pulse and stats."""
+    members.log_event(ctx.s, ctx.lst.name, member.address, EventKind.BACK, "back", ctx.now)
+    tok = tokens.create_token(
+        ctx.s, ctx.lst.name, member.address, TokenAction.ANNOUNCE, ctx.now, ANNOUNCE_DAYS
+    )
+    ctx.replies.append(
+        Reply(
+            "member/back.txt",
+            {
+                "member": member,
+                "announce_address": list_address(
+                    ctx.lst.name, ctx.site.domain, "announce", tok.token
+                ),
+                "days": ANNOUNCE_DAYS,
+                "field": member.field,
+                "fields": list(ctx.lst.field_table),
+                **links(ctx, member),
+            },
+        )
+    )
+
+
+def announcer(ctx: Context, token: str) -> Member:
+    """The member a NAME-announce+TOKEN mail speaks for; the token is spent (one post)."""
+    tok = tokens.live_token(ctx.s, token, ctx.now)
+    member = None
+    if tok is not None and tok.list_name == ctx.lst.name and tok.action == TokenAction.ANNOUNCE:
+        member = members.get_member(ctx.s, ctx.lst.name, tok.address)
+    if member is None or member.status not in LIVE or not tokens.use_token(ctx.s, token, ctx.now):
+        raise TokenError(
+            "That announcement address is unknown, already used or expired; send 'back' "
+            f"to {list_address(ctx.lst.name, ctx.site.domain, 'request')} for a new one."
+        )
+    return member
+
+
+def set_field(ctx: Context, words: list[str]) -> str:
+    """The field command: 'field NAME' sets, 'field none' clears, 'field' alone lists."""
+    table = ctx.lst.field_table
+    if not table:
+        return "This list does not use fields; there is nothing to set."
+    member = current_member(ctx)
+    text = " ".join(words).strip()
+    if not text:
+        mine = f"Yours is {member.field}." if member.field else "You have not chosen one yet."
+        return f"The fields are: {'; '.join(table)}. {mine} Send 'field NAME' to choose."
+    if text.lower() in NONE_WORDS:
+        members.set_field(ctx.s, member, "")
+        return "Done: you no longer have a field."
+    found = match_field(text, table)
+    if found is None:
+        raise ListservError(
+            f"'{text}' is not one of this list's fields; send 'field' alone to see them."
+        )
+    members.set_field(ctx.s, member, found)
+    return f"Done: your field is now {found}."
 
 
 def leave(ctx: Context, subject: str, body: str, via_token: Member | None = None) -> str:
@@ -331,7 +402,12 @@ def one_click_leave(ctx: Context, member: Member) -> None:
 
 
 def add_by_admin(
-    ctx: Context, address: str, delivery: str, name: str = "", send_welcome: bool = True
+    ctx: Context,
+    address: str,
+    delivery: str,
+    name: str = "",
+    send_welcome: bool = True,
+    field: str = "",
 ) -> str:
     """An organiser adds or re-activates a member (no confirmation round)."""
     existing = members.get_member(ctx.s, ctx.lst.name, address)
@@ -347,6 +423,8 @@ def add_by_admin(
         name=name,
     )
     members.activate(ctx.s, member, ctx.now, "added by an admin")
+    if field:
+        members.set_field(ctx.s, member, field)
     if send_welcome:
         welcome(ctx, member)
     return "added"

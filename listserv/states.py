@@ -62,6 +62,7 @@ class TokenAction(StrEnum):
     LEAVE = "leave"
     ALUMNI = "alumni"
     APPROVE_JOIN = "approve-join"
+    ANNOUNCE = "announce"  # after 'back': one post to the list through NAME-announce+TOKEN
 
 
 class EventKind(StrEnum):
@@ -74,6 +75,8 @@ class EventKind(StrEnum):
     DISABLED = "disabled"
     BOUNCE = "bounce"
     BOUNCE_TEMPORARY = "bounce-temporary"
+    ALUMNI_LEFT = "alumni-left"  # logged beside LEAVE when the leaver was an alumnus
+    BACK = "back"  # an alumni or digest member said they are looking again (a layoff signal)
 
     @staticmethod
     def mode(delivery: str) -> str:

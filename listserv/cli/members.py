@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import itertools
 import json
 import sys
@@ -35,6 +36,7 @@ from listserv.cli.common import (
 )
 from listserv.config import Config, ListConfig
 from listserv.errors import UsageError
+from listserv.fields import match_field
 from listserv.states import LIVE, Delivery, MemberStatus
 from listserv.store import Store, members
 from listserv.store.tables import Member
@@ -58,6 +60,7 @@ def member_dict(m: Member) -> dict:
         "joined_at": iso(m.joined_at),
         "left_at": iso(m.left_at),
         "left_reason": m.left_reason,
+        "field": m.field,
     }
 
 
@@ -102,13 +105,22 @@ def members_list(
 
 
 def add_one(
-    s: Session, cfg: Config, lst: ListConfig, address: str, delivery: str, name: str, welcome: bool
+    s: Session,
+    cfg: Config,
+    lst: ListConfig,
+    address: str,
+    delivery: str,
+    name: str,
+    welcome: bool,
+    field: str = "",
 ) -> str:
     """Add or re-activate one member; returns what happened."""
     ctx = membership.Context(
         s=s, cfg=cfg, lst=lst, site=cfg.site, now=common.now(), address=address
     )
-    result = membership.add_by_admin(ctx, address, delivery, name, send_welcome=welcome)
+    result = membership.add_by_admin(
+        ctx, address, delivery, name, send_welcome=welcome, field=field
+    )
     membership.send_notices(ctx)
     return result
 
@@ -116,6 +128,17 @@ def add_one(
 def check_delivery(delivery: str) -> None:
     if delivery not in DELIVERIES:
         raise UsageError(f"--delivery {delivery!r} is not one of {', '.join(DELIVERIES)}")
+
+
+def check_field(lst: ListConfig, field: str) -> str:
+    """The list's field that field names ('' for none); UsageError naming the fields otherwise."""
+    if not field.strip():
+        return ""
+    found = match_field(field, lst.field_table)
+    if found is None:
+        known = ", ".join(lst.field_table) or "none: fields are off for this list"
+        raise UsageError(f"--field {field!r} is not one of this list's fields ({known})")
+    return found
 
 
 @members_app.command("add")
@@ -128,18 +151,23 @@ def members_add(
         str, typer.Option(help="What they get: regular (every post), digest or alumni.")
     ] = "regular",
     no_welcome: Annotated[bool, typer.Option("--no-welcome", help="Send no welcome mail.")] = False,
+    field: Annotated[
+        str,
+        typer.Option(help="Their field of work, one of the list's fields (close spellings ok)."),
+    ] = "",
 ) -> None:
     """Add members directly (no confirmation round); they get a welcome mail unless --no-welcome."""
     cfg = config_from(config)
     lst = cfg.list(name)
     check_delivery(delivery)
+    chosen = check_field(lst, field)
     bad = [a for a in addresses if not is_valid_address(a)]
     if bad:
         raise UsageError(f"{bad[0]!r} is not an email address like 'ann@example.org'")
     with store_for(cfg).session() as s:
         members.ensure_list(s, lst.name, common.now())
         for address in addresses:
-            result = add_one(s, cfg, lst, normalise(address), delivery, "", not no_welcome)
+            result = add_one(s, cfg, lst, normalise(address), delivery, "", not no_welcome, chosen)
             out.print(f"{normalise(address)}: {result}")
 
 
@@ -193,10 +221,17 @@ def members_import(
         bool,
         typer.Option("--welcome/--no-welcome", help="Send each new member the welcome mail."),
     ] = False,
+    field: Annotated[
+        str,
+        typer.Option(
+            help="The field of work for members the file names none (close spellings ok)."
+        ),
+    ] = "",
 ) -> None:
     """Import members from a listserv CSV or a Mailman 2/3, Google Groups or Groups.io export."""
     cfg = config_from(config)
     lst = cfg.list(name)
+    default_field = check_field(lst, field)
     if fmt is not None and fmt not in imports.FORMATS:
         raise UsageError(f"--format {fmt!r} is not one of {', '.join(imports.FORMATS)}")
     if delivery not in imports.DELIVERIES:
@@ -216,6 +251,7 @@ def members_import(
                 str(file),
                 default_delivery=delivery,
             )
+            rows = _with_fields(rows, lst, default_field, file)
             summary, result = _import_rows(store, cfg, lst, file, rows, fmt, welcome, fh)
         except imports.UnknownFormatError as exc:
             raise UsageError(str(exc)) from None
@@ -229,6 +265,27 @@ def members_import(
         f"imported {added + reactivated} member(s) into {lst.name}: {added} new, "
         f"{reactivated} re-activated; {already} already there\n{summary.line()}\n"
     )
+
+
+def _with_fields(
+    rows: Iterator[imports.Row], lst: ListConfig, default: str, file: Path
+) -> Iterator[imports.Row]:
+    """Each row's field as the list names it (a CSV 'field' column, else --field); a field
+    the list does not have is dropped with a line on stderr, the member still imported."""
+    for row in rows:
+        if isinstance(row, imports.BadRow):
+            yield row
+            continue
+        named = match_field(row.field, lst.field_table) if row.field.strip() else None
+        if row.field.strip() and named is None:
+            err.print(
+                f"{file}:{row.line}: field {row.field!r} is not one of this list's fields; "
+                "imported without one",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        yield dataclasses.replace(row, field=(named or "") if row.field.strip() else default)
 
 
 def _import_rows(

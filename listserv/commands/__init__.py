@@ -14,6 +14,7 @@ from listserv.addresses import list_address
 from listserv.commands.registry import COMMANDS, Context, Outcome, lookup
 from listserv.config import Config, ListConfig, Site
 from listserv.errors import ListservError
+from listserv.fields import match_field
 from listserv.membership import Reply, send_replies
 from listserv.message import Incoming
 from listserv.notices import may_auto_reply, reply
@@ -140,6 +141,8 @@ def handle_command_mail(
         lines = [["leave"]]
     else:
         lines = command_lines(subject, body)
+    if not lines and not ctx.results:  # a reply naming just a field, as the notes invite
+        lines = field_reply(lst, body)
     if not lines and not ctx.results:  # "thank you!" to a welcome: a short, kind answer
         answer_no_command(ctx, inc)
         return
@@ -171,6 +174,19 @@ def answer_no_command(ctx: Context, inc: Incoming) -> None:
     owner = list_address(ctx.lst.name, ctx.site.domain, "owner")
     ctx.replies.append(Reply("commands/no_command.txt", {"owner_address": owner}))
     send_replies(ctx, None, inc.message_id or None)
+
+
+def field_reply(lst: ListConfig, body: str) -> list[list[str]]:
+    """[['field', NAME]] when the mail's own words are just one of the list's field names
+    ("Healthcare", "software"); a longer sentence is not taken for a field (issue 13)."""
+    own = [line for line in own_lines(body) if line.strip()]
+    signed = len(own) == 2 and len(own[1].split()) <= 3  # "Healthcare" then a signed name
+    if not own or (len(own) > 1 and not signed) or len(own[0].split()) > 4:
+        return []
+    if not lst.field_table:
+        return []
+    found = match_field(own[0].strip(" .!"), lst.field_table)
+    return [["field", found]] if found else []
 
 
 def load_commands() -> None:

@@ -11,10 +11,11 @@ from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.policy import SMTP, default
 from email.utils import format_datetime, make_msgid, parseaddr
-from typing import Literal, cast
+from typing import cast
 
 from listserv.addresses import list_address
 from listserv.config import ListConfig
+from listserv.digest.pulse import FIELD_PULSE, PeriodCounts, pulse_lines
 from listserv.message import first_text, readable
 from listserv.render import render_text
 from listserv.states import DigestKind
@@ -39,20 +40,11 @@ MONTHS = (
 EXCERPT_CHARS = 200
 # RFC 1153: keep these headers of each enclosed message, in this order, and drop the rest.
 RFC1153_HEADERS = ("Date", "From", "To", "Cc", "Subject", "Message-ID", "Keywords")
-PULSE = (  # (PeriodCounts field, label): what each figure means for someone job hunting
-    ("joined", "People who joined (often a sign of layoffs)"),
-    ("job_leaves", "Members who left because they found work (a sign of hiring)"),
-    ("hiring_posts", "Posts about hiring"),
-    ("layoff_posts", "Posts about layoffs"),
-)
-PERIOD_WORDS = {
-    "Daily": ("today", "the day before"),
-    "Weekly": ("this week", "last week"),
-    "Monthly": ("this month", "last month"),
+PERIOD_WORDS = {  # (now, before, the six-period trend)
+    "Daily": ("today", "the day before", "last six days"),
+    "Weekly": ("this week", "last week", "last six weeks"),
+    "Monthly": ("this month", "last month", "last six months"),
 }
-
-
-Trend = Literal["up", "down", "flat"]
 
 
 @dataclass(frozen=True)
@@ -64,14 +56,7 @@ class DigestPost:
     message_id: str  # '<...>'
     thread_key: str  # Message-ID of the thread's first post
     topic: str | None  # 'hiring' | 'layoff' | None
-
-
-@dataclass(frozen=True)
-class PeriodCounts:
-    joined: int
-    job_leaves: int
-    hiring_posts: int
-    layoff_posts: int
+    fields: tuple[str, ...] = ()  # the fields the post's own words name
 
 
 @dataclass(frozen=True)
@@ -79,14 +64,6 @@ class Highlight:
     subject: str
     replies: int
     excerpt: str  # <= EXCERPT_CHARS, addresses, phone numbers and posters' names removed
-
-
-@dataclass(frozen=True)
-class PulseLine:
-    label: str
-    shown_now: str  # 'none' | 'fewer than 3' | '12'
-    shown_before: str
-    trend: Trend
 
 
 _SINGLE = re.compile(r"^\w+$")
@@ -111,14 +88,21 @@ def cadence_word(cron: str) -> str:
     return ""
 
 
-def digest_subject(lst: ListConfig, kind: str, period_end: datetime, count: int, tz: tzinfo) -> str:
+def digest_subject(
+    lst: ListConfig,
+    kind: str,
+    period_end: datetime,
+    count: int,
+    tz: tzinfo,
+    period_start: datetime | None = None,
+) -> str:
     """'[networking] Weekly digest, 23 Nov 2026 (12 messages)' or an alumni update's subject."""
     if kind == DigestKind.REGULAR:
         word = cadence_word(lst.digest.schedule)
         text = f"{word} digest" if word else "Digest"
         text = f"{text}, {_day(period_end, tz)} ({_count(count)})"
     elif kind == DigestKind.ALUMNI:
-        text = f"Alumni update, {_alumni_period(lst, period_end, tz)}"
+        text = f"Alumni update, {alumni_period(lst, period_start, period_end, tz)[0]}"
     else:
         raise ValueError(f"unknown digest kind {kind!r}; use 'regular' or 'alumni'")
     prefix = lst.prefix.strip()
@@ -134,7 +118,8 @@ def build_regular_digest(
     tz: tzinfo,
     fmt: str,
 ) -> EmailMessage:
-    """The digest of posts as one message: fmt 'mime' (multipart/digest) or 'plain' (RFC 1153)."""
+    """The digest of posts as one message: fmt 'mime' (multipart/digest) or 'plain' (RFC 1153),
+    each with its text beside a simple HTML version (multipart/alternative)."""
     if not posts:
         raise ValueError("a digest needs at least one post; send none when there were no posts")
     if fmt not in ("mime", "plain"):
@@ -147,7 +132,9 @@ def build_regular_digest(
         "count_text": _count(len(ordered)),
         "span": _span(ordered[0].received_at, period_end, tz),
         "date": _day(period_end, tz),
+        "list_address": list_address(lst.name, domain),
         "request_address": list_address(lst.name, domain, "request"),
+        "reply_to_list": lst.reply_to == "list",
         "topics": [
             {
                 "number": n,
@@ -160,46 +147,71 @@ def build_regular_digest(
     msg = _envelope(lst, domain, subject, period_end, tz)
     if fmt == "plain":
         enclosed = [_enclosed(p, tz) for p in ordered]
-        _set_text(msg, render_text("digest/plain.txt", messages=enclosed, **ctx))
+        _set_alternative(
+            msg,
+            render_text("digest/plain.txt", messages=enclosed, **ctx),
+            render_text("digest/toc.html", messages=enclosed, **ctx),
+        )
         return msg
-    # multipart/mixed holding the TOC and then a multipart/digest, as Mailman does: Gmail,
-    # Outlook, Apple Mail and Thunderbird all show a mixed message's first text/plain inline, so
-    # the TOC is what people see first and the posts follow as openable messages. A text/plain
-    # TOC *inside* multipart/digest is legal (RFC 2046 5.1.5) but several clients then list it
-    # as one more attached message or show nothing inline.
-    _set_text(msg, render_text("digest/toc.txt", **ctx))
+    # multipart/mixed holding the TOC (text and HTML as multipart/alternative) and then a
+    # multipart/digest, as Mailman does: Gmail, Outlook, Apple Mail and Thunderbird all show a
+    # mixed message's first part inline, choosing the HTML of an alternative, so the TOC is what
+    # people see first and the posts follow as openable messages. A TOC *inside*
+    # multipart/digest is legal (RFC 2046 5.1.5) but several clients then list it as one more
+    # attached message or show nothing inline; an alternative at the top with the posts inside
+    # its HTML branch would hide them from text-only readers.
+    _set_alternative(
+        msg,
+        render_text("digest/toc.txt", **ctx),
+        render_text("digest/toc.html", messages=[], **ctx),
+    )
     msg.make_mixed()
     toc = next(msg.iter_parts())
     toc["Content-Description"] = f"Today's Topics ({ctx['count_text']})"
     digest = MIMEPart(policy=POLICY)
-    digest.set_payload([_attached(p) for p in ordered])
+    reply_to = list_address(lst.name, domain) if lst.reply_to == "list" else None
+    digest.set_payload([_attached(p, reply_to) for p in ordered])
     digest["Content-Type"] = "multipart/digest"
     msg.attach(cast(EmailMessage, digest))
     return msg
 
 
-def pick_highlights(posts: Sequence[DigestPost], limit: int) -> list[Highlight]:
-    """The threads with the most replies in the period (ties: earliest first), at most limit."""
-    threads: dict[str, list[DigestPost]] = {}
-    for p in sorted(posts, key=lambda p: p.received_at):
-        threads.setdefault(p.thread_key, []).append(p)
-    ranked = sorted(threads.items(), key=lambda kv: (-_replies(kv[1]), kv[1][0].received_at, kv[0]))
-    names = _names(posts)
-    return [_highlight(thread, names) for _key, thread in ranked[: max(limit, 0)]]
+class Highlighter:
+    """The period's threads ranked once; highlights are built once per thread, so rendering the
+    alumni update for each field re-parses nothing (issue 13: 13 renders, not 13x the work)."""
 
-
-def pulse_lines(current: PeriodCounts, previous: PeriodCounts) -> list[PulseLine]:
-    """The alumni pulse: each figure now and before, small counts masked, and its trend."""
-    lines = []
-    for field, label in PULSE:
-        now, before = getattr(current, field), getattr(previous, field)
-        # The trend compares what the reader sees, so "fewer than 3" twice never reads as a change.
-        seen_now, seen_before = _visible(now), _visible(before)
-        trend: Trend = (
-            "up" if seen_now > seen_before else "down" if seen_now < seen_before else "flat"
+    def __init__(self, posts: Sequence[DigestPost]) -> None:
+        threads: dict[str, list[DigestPost]] = {}
+        for p in sorted(posts, key=lambda p: p.received_at):
+            threads.setdefault(p.thread_key, []).append(p)
+        self.ranked = sorted(
+            threads.items(), key=lambda kv: (-_replies(kv[1]), kv[1][0].received_at, kv[0])
         )
-        lines.append(PulseLine(label, _shown(now), _shown(before), trend))
-    return lines
+        self.posts = posts
+        self._names: list[str] | None = None
+        self._made: dict[str, Highlight] = {}
+
+    def pick(self, limit: int, prefer: str = "") -> list[Highlight]:
+        """The threads with the most replies (ties: earliest first), at most limit; threads
+        naming the field prefer (the reader's own) come first."""
+        chosen = sorted(
+            self.ranked,
+            key=lambda kv: not (prefer and any(prefer in p.fields for p in kv[1])),
+        )[: max(limit, 0)]
+        return [self._highlight(key, thread) for key, thread in chosen]
+
+    def _highlight(self, key: str, thread: list[DigestPost]) -> Highlight:
+        if key not in self._made:
+            if self._names is None:
+                self._names = _names(self.posts)
+            self._made[key] = _highlight(thread, self._names)
+        return self._made[key]
+
+
+def pick_highlights(posts: Sequence[DigestPost], limit: int, prefer: str = "") -> list[Highlight]:
+    """The threads with the most replies in the period (ties: earliest first), at most limit;
+    threads that name the field prefer (the reader's own) come first."""
+    return Highlighter(posts).pick(limit, prefer)
 
 
 def build_alumni_digest(
@@ -212,30 +224,49 @@ def build_alumni_digest(
     period_start: datetime,
     period_end: datetime,
     tz: tzinfo,
+    history: Sequence[PeriodCounts] = (),
+    field: str = "",
+    field_history: Sequence[PeriodCounts] = (),
+    highlighter: Highlighter | None = None,
 ) -> EmailMessage:
-    """The low-volume alumni update: highlights, the pulse, and how to come back or leave."""
-    now_word, before_word = PERIOD_WORDS.get(
-        cadence_word(lst.alumni.schedule), ("this period", "the period before")
+    """The low-volume alumni update: the reader's field first (when they have one), then the
+    group pulse, highlights, and how to come back or leave; text and HTML say the same.
+
+    history and field_history are the last periods, oldest first, ending with the current one.
+    """
+    now_word, before_word, trend_word = PERIOD_WORDS.get(
+        cadence_word(lst.alumni.schedule),
+        ("this period", "the period before", "last six periods"),
     )
-    body = render_text(
-        "digest/alumni.txt",
+    mine = None
+    if field and len(field_history) >= 2:
+        mine = pulse_lines(field_history[-1], field_history[-2], field_history, FIELD_PULSE)
+    label, span = alumni_period(lst, period_start, period_end, tz)
+    ctx = dict(
         title=lst.display_title,
-        span=_span(period_start, period_end, tz),
-        highlights=pick_highlights(posts, lst.alumni.highlights),
-        pulse=pulse_lines(current, previous),
+        heading=f"Alumni update, {label}",
+        span=span,
+        field=field if mine else "",
+        field_pulse=mine or [],
+        fields=list(lst.field_table),
+        highlights=(highlighter or Highlighter(posts)).pick(lst.alumni.highlights, field),
+        pulse=pulse_lines(current, previous, history),
         now_word=now_word,
         before_word=before_word,
+        trend_word=trend_word,
         list_address=list_address(lst.name, domain),
         request_address=list_address(lst.name, domain, "request"),
     )
     msg = _envelope(
         lst,
         domain,
-        digest_subject(lst, DigestKind.ALUMNI, period_end, len(posts), tz),
+        digest_subject(lst, DigestKind.ALUMNI, period_end, len(posts), tz, period_start),
         period_end,
         tz,
     )
-    _set_text(msg, body)
+    _set_alternative(
+        msg, render_text("digest/alumni.txt", **ctx), render_text("digest/alumni.html", **ctx)
+    )
     return msg
 
 
@@ -255,16 +286,26 @@ def _envelope(
     return msg
 
 
+def _set_alternative(part: MIMEPart, text: str, html: str) -> None:
+    """Plain text first, then the HTML version: clients show the last part they can."""
+    _set_text(part, text)
+    part.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+
+
 def _set_text(part: MIMEPart, text: str) -> None:
     # Quoted-printable keeps non-ASCII text 7-bit safe for relays without 8BITMIME.
     part.set_content(text, charset="utf-8", cte=None if text.isascii() else "quoted-printable")
 
 
-def _attached(post: DigestPost) -> MIMEPart:
+def _attached(post: DigestPost, reply_to: str | None = None) -> MIMEPart:
+    """A post as message/rfc822; on a reply_to = "list" list it gets the Reply-To its copy to
+    a regular member has, so replying to it from the digest reaches the list (issue 13)."""
+    inner = message_from_bytes(post.raw, policy=default)
+    if reply_to:
+        del inner["Reply-To"]
+        inner["Reply-To"] = reply_to
     part = MIMEPart(policy=POLICY)
-    part.set_content(
-        message_from_bytes(post.raw, policy=default), cte="7bit" if post.raw.isascii() else "8bit"
-    )
+    part.set_content(inner, cte="7bit" if post.raw.isascii() else "8bit")
     return part
 
 
@@ -359,9 +400,17 @@ def _scrub(text: str, names: list[str]) -> str:
         ),
         text,
     )
+    # A name is left out rather than shown as a "[name]" placeholder (issue 13); what it
+    # leaves behind ("Thanks, ." or "( )") is tidied away.
     for name in names:
-        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", "[name]", text)
-    return re.sub(r"\[name\](?:\s+\[name\])+", "[name]", text)
+        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", "\x00", text)
+    if "\x00" not in text:
+        return text
+    text = re.sub(r"\(\s*(?:\x00\s*)+\)", "", text)
+    text = re.sub(r"(?:\s*\x00)+", "", text)
+    text = re.sub(r"\s+([,.;:!?])", r"\1", text)
+    text = re.sub(r"([,;:])(?=[.!?]|$)", "", text)
+    return re.sub(r"\s{2,}", " ", text).strip(" ,;:-")
 
 
 def _names(posts: Sequence[DigestPost]) -> list[str]:
@@ -383,16 +432,6 @@ def _shorten(text: str, limit: int) -> str:
     if " " in cut[limit // 2 :]:
         cut = cut.rsplit(" ", 1)[0]
     return cut.rstrip(" ,;:.-") + "…"
-
-
-def _shown(n: int) -> str:
-    if n < 0:
-        raise ValueError(f"a count cannot be negative (got {n})")
-    return "none" if n == 0 else "fewer than 3" if n < 3 else str(n)
-
-
-def _visible(n: int) -> int:
-    return n if n >= 3 else min(n, 1)
 
 
 # --- small words -----------------------------------------------------------------------------
@@ -429,9 +468,16 @@ def _span(start: datetime, end: datetime, tz: tzinfo) -> str:
     return f"on {last}" if first == last else f"from {first} to {last}"
 
 
-def _alumni_period(lst: ListConfig, period_end: datetime, tz: tzinfo) -> str:
-    """A monthly update is named after the month it covers (the day before it is sent)."""
-    if cadence_word(lst.alumni.schedule) != "Monthly":
-        return _day(period_end, tz)
-    d = period_end.astimezone(tz) - timedelta(days=1)
-    return f"{MONTHS[d.month - 1]} {d.year}"
+def alumni_period(
+    lst: ListConfig, start: datetime | None, end: datetime, tz: tzinfo
+) -> tuple[str, str]:
+    """(subject label, body span) of an alumni update, naming the same time: a monthly update
+    that covers the month before it is sent is 'November 2026' / 'in November 2026'; any other
+    (a first, short run; another cadence) is named by its end day and spans its real dates."""
+    last_day = end.astimezone(tz) - timedelta(days=1)
+    month_start = last_day.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    whole_month = start is None or start.astimezone(tz) <= month_start + timedelta(days=1)
+    if cadence_word(lst.alumni.schedule) == "Monthly" and whole_month:
+        month = f"{MONTHS[last_day.month - 1]} {last_day.year}"
+        return month, f"in {month}"
+    return _day(end, tz), _span(start or end, end, tz)

@@ -97,6 +97,8 @@ def remove(s: Session, member: Member, now: datetime, reason: str) -> None:
     member.left_reason = reason[:500]
     s.add(member)
     log_event(s, member.list_name, member.address, EventKind.LEAVE, reason, now)
+    if member.delivery == Delivery.ALUMNI:  # stats tell alumni who left fully apart (issue 13)
+        log_event(s, member.list_name, member.address, EventKind.ALUMNI_LEFT, reason, now)
 
 
 def set_delivery(s: Session, member: Member, delivery: str, now: datetime, reason: str) -> None:
@@ -167,6 +169,8 @@ class ImportedRow(Protocol):
     def status(self) -> str: ...
     @property
     def source_mode(self) -> str: ...
+    @property
+    def field(self) -> str: ...
 
 
 @dataclass
@@ -258,6 +262,7 @@ _MEMBER_COLUMNS = (
     "bounce_score",
     "disabled_at",
     "probes_sent",
+    "field",
 )
 _EVENT_COLUMNS = ("list_name", "address", "kind", "reason", "at")
 
@@ -288,6 +293,7 @@ def _insert_new(conn: Connection, list_name: str, rows: list[ImportedRow], stamp
             (list_name, r.address, r.name, r.status, r.delivery, tokens[r.address], stamp)
             + ((stamp, None, "") if live else (None, stamp, _left_reason(r)))
             + (0.0, None, 0)  # disabled_at stays empty: bounces did not disable them
+            + (r.field,)
         )
     if conn.dialect.name == "postgresql":  # one statement a batch; RETURNING says which went in
         sql = _unnest_sql("member", _MEMBER_COLUMNS, _SKIP_KNOWN + " RETURNING address")
@@ -342,6 +348,7 @@ _REACTIVATE = (
         status=bindparam("b_status"),
         delivery=bindparam("b_delivery"),
         name=func.coalesce(func.nullif(bindparam("b_name"), ""), _M.name),
+        field=func.coalesce(func.nullif(bindparam("b_field"), ""), _M.field),
         joined_at=bindparam("b_joined"),
         left_at=None,
         left_reason="",
@@ -361,6 +368,7 @@ def _reactivation(list_name: str, r: ImportedRow, now: datetime) -> dict[str, An
         "b_status": r.status,
         "b_delivery": r.delivery,
         "b_name": r.name,
+        "b_field": r.field,
         "b_joined": now,
     }
 
@@ -369,3 +377,24 @@ def _event(list_name: str, r: ImportedRow, stamp: Any) -> tuple[Any, ...]:
     if r.status == MemberStatus.LEFT:
         return (list_name, r.address, str(EventKind.LEAVE), _left_reason(r), stamp)
     return (list_name, r.address, str(EventKind.JOIN), IMPORTED, stamp)
+
+
+def set_field(s: Session, member: Member, field: str) -> None:
+    """The member's field of work ('' clears it)."""
+    member.field = field
+    s.add(member)
+
+
+def fields_in_use(s: Session, list_name: str, delivery: str) -> list[str]:
+    """The fields active members of one delivery mode chose ('' not included)."""
+    q = (
+        select(col(Member.field))
+        .where(
+            col(Member.list_name) == list_name,
+            col(Member.status) == MemberStatus.ACTIVE,
+            col(Member.delivery) == delivery,
+            col(Member.field) != "",
+        )
+        .distinct()
+    )
+    return list(s.exec(q))

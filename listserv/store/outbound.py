@@ -54,9 +54,17 @@ def add_outbound(
 
 
 def queue_to_members(
-    s: Session, outbound_id: int, list_name: str, deliveries: Sequence[str], now: datetime
+    s: Session,
+    outbound_id: int,
+    list_name: str,
+    deliveries: Sequence[str],
+    now: datetime,
+    *,
+    field_in: Sequence[str] | None = None,
+    field_not_in: Sequence[str] | None = None,
 ) -> int:
-    """Queue one copy per active member in the given delivery modes, inside the database.
+    """Queue one copy per active member in the given delivery modes, inside the database;
+    field_in / field_not_in narrow it to members of (or not of) some fields (issue 13).
 
     One INSERT ... SELECT, so a 100,000-member list never passes through Python; the unique
     (outbound, recipient) key makes a repeated fan-out after a crash add nothing twice.
@@ -75,6 +83,10 @@ def queue_to_members(
         col(Member.status) == MemberStatus.ACTIVE,
         col(Member.delivery).in_(list(deliveries)),
     )
+    if field_in is not None:
+        members = members.where(col(Member.field).in_(list(field_in)))
+    if field_not_in is not None:
+        members = members.where(col(Member.field).not_in(list(field_not_in)))
     cols = [
         "outbound_id",
         "member_id",

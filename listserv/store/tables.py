@@ -40,6 +40,7 @@ class Member(SQLModel, table=True):
     disabled_at: datetime | None = None
     probes_sent: int = 0
     last_probe_at: datetime | None = None
+    field: str = ""  # the member's field of work, one of the list's fields; '' = none chosen
 
 
 class Inbound(SQLModel, table=True):
@@ -76,6 +77,7 @@ class Post(SQLModel, table=True):
     status: str = "accepted"  # accepted | held | rejected | discarded
     reason: str = ""
     topic: str | None = None  # hiring | layoff | None
+    fields: str = ""  # the fields the post's own words name, one per line (issue 13)
     thread_key: str = ""
     in_reply_to: str = ""
     distributed_at: datetime | None = None

@@ -21,6 +21,7 @@ from tests.conftest import (
 )
 
 REQUEST = f"networking-request@{DOMAIN}"
+LIST = f"networking@{DOMAIN}"
 ANN = "ann@example.com"
 BOB = "bob@example.net"
 LIST_ID = "Tri-County Job Seekers Networking <networking.lists.example.org>"

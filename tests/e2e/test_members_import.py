@@ -183,7 +183,8 @@ def test_bad_rows_are_reported_on_stderr_by_file_and_line(conf, sample):
     path = DATA / sample
     result = import_file(conf, path, *extra)
     reported = [
-        int(n) for n in re.findall(rf"^{re.escape(str(path))}:(\d+): ", result.stderr, re.M)
+        int(n)
+        for n in re.findall(rf"^{re.escape(str(path))}:(\d+): .*; skipped$", result.stderr, re.M)
     ]
     assert reported == bad
     summary = result.stdout.strip().splitlines()[-1]
@@ -413,3 +414,22 @@ def test_a_file_that_is_not_utf8_exits_2_saying_how_to_convert_it(conf, tmp_path
     path.write_bytes("José Núñez <jose@example.com>\n".encode("latin-1"))
     result = run("members", "import", "networking", path, "--config", conf)
     assert result.exit_code == 2 and "iconv" in result.stderr
+
+
+def test_import_reads_a_field_column_and_gives_the_rest_the_field_option(conf, tmp_path):
+    """A 'field' column names each member's field (close spellings ok); --field fills the rest;
+    a field the list does not have is reported and the member imported without one."""
+    path = tmp_path / "fields.csv"
+    path.write_text(
+        "address,field\n"
+        "ann@example.com,Helthcare\n"
+        "bob@example.net,\n"
+        "cy@example.org,Underwater basket weaving\n"
+    )
+    result = import_file(conf, path, "--field", "education")
+    assert "fields.csv:4: field 'Underwater basket weaving' is not one of" in result.output
+    listed = run("members", "list", "networking", "--json", "--config", conf)
+    fields = {m["address"]: m["field"] for m in json.loads(listed.stdout)}
+    assert fields["ann@example.com"] == "Healthcare"
+    assert fields["bob@example.net"].lower().startswith("education")
+    assert fields["cy@example.org"] == ""

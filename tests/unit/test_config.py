@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,29 @@ def test_parse_config_accepts_the_test_template(tmp_path):
     cfg = parse_config(config_text(relay="smtp://127.0.0.1:2525"), tmp_path / "x.toml")
     assert cfg.server.retry_initial_seconds == 1
     assert cfg.server.relay == "smtp://127.0.0.1:2525"
+
+
+def test_fields_default_to_the_built_in_set_and_an_empty_table_turns_them_off():
+    """No [lists.X.fields]: the built-in dozen; {} : none; a table: exactly its fields."""
+    from listserv.fields import DEFAULT_FIELDS
+
+    text = '[lists.a]\n[lists.b.fields]\n[lists.c.fields]\n"Healthcare" = ["nurse"]\n'
+    cfg = parse_config(text, Path("x.toml"))
+    assert list(cfg.lists["a"].field_table) == list(DEFAULT_FIELDS) and len(DEFAULT_FIELDS) == 12
+    assert cfg.lists["b"].field_table == {}
+    assert cfg.lists["c"].field_table == {"Healthcare": ("nurse",)}
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ('"none" = []', "'none' cannot be a field name"),
+        ('"Health care" = []\n"healthcare" = []', "are the same field"),
+        ('"Healthcare" = "nurse"', "lists.a.fields.Healthcare = 'nurse' is not a list"),
+        ('"Healthcare" = [""]', "empty or unprintable keyword"),
+    ],
+)
+def test_check_config_names_a_bad_fields_table(table, says):
+    """A bad fields table is refused with the key path and what is wrong."""
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        parse_config(f"[lists.a.fields]\n{table}\n", Path("x.toml"))

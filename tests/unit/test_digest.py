@@ -16,14 +16,13 @@ from hypothesis import strategies as st
 from listserv.config import parse_config
 from listserv.digest.build import (
     DigestPost,
-    PeriodCounts,
     build_alumni_digest,
     build_regular_digest,
     cadence_word,
     digest_subject,
     pick_highlights,
-    pulse_lines,
 )
+from listserv.digest.pulse import PeriodCounts, pulse_lines
 
 DOMAIN = "lists.example.org"
 WEEK_END = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -162,7 +161,9 @@ def reparse(msg):
 
 
 def text_of(part) -> str:
-    """A text part's content with the CRLF line ends of the wire form read as newlines."""
+    """A text part's content (the plain one of an alternative) with CRLF read as newlines."""
+    if part.get_content_type() == "multipart/alternative":
+        part = part.get_body(("plain",))
     return part.get_content().replace("\r\n", "\n")
 
 
@@ -198,11 +199,13 @@ def alumni_text(posts=POSTS, **kw):
 
 
 def test_mime_digest_parses_back_into_toc_and_one_message_per_post():
-    """multipart/mixed: a text/plain TOC, then multipart/digest with one message/rfc822 per post."""
+    """multipart/mixed: the TOC as text and HTML (multipart/alternative), then multipart/digest
+    with one message/rfc822 per post."""
     top = reparse(mime_digest())
     toc, digest = top.get_payload()
     assert top.get_content_type() == "multipart/mixed"
-    assert toc.get_content_type() == "text/plain"
+    assert toc.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in toc.get_payload()] == ["text/plain", "text/html"]
     assert digest.get_content_type() == "multipart/digest"
     parts = digest.get_payload()
     assert [p.get_content_type() for p in parts] == ["message/rfc822"] * 4
@@ -221,11 +224,13 @@ def test_mime_digest_toc_lists_subjects_senders_and_how_to_switch_or_leave():
     assert '"leave" to networking-request@lists.example.org' in toc
 
 
-def test_mime_digest_embeds_each_post_unchanged():
-    """An embedded post keeps all its headers (Received too) and its body."""
+def test_mime_digest_embeds_each_post_unchanged_but_for_a_reply_to_the_list():
+    """An embedded post keeps all its headers (Received too) and its body; on a reply_to =
+    "list" list it gains the Reply-To a regular copy has, so replying from the digest works."""
     inner = reparse(mime_digest([FAIR])).get_payload()[1].get_payload()[0].get_content()
     original = message_from_bytes(FAIR.raw, policy=default)
-    assert inner.items() == original.items()
+    assert [kv for kv in inner.items() if kv[0] != "Reply-To"] == original.items()
+    assert inner["Reply-To"] == "networking@lists.example.org"
     assert text_of(inner) == original.get_content()
 
 
@@ -323,7 +328,7 @@ def test_plain_digest_keeps_latin1_and_utf8_text():
     msg = build_regular_digest(
         make_list(), DOMAIN, [LATIN1, UTF8], period_end=WEEK_END, tz=UTC, fmt="plain"
     )
-    assert msg.get_content_charset() == "utf-8"
+    assert msg.get_body(("plain",)).get_content_charset() == "utf-8"
     text = text_of(reparse(msg))
     assert "Tengo una entrevista mañana en el café." in text
     assert "Naïve question: who’s going to the Zürich fair?" in text
@@ -400,6 +405,27 @@ def test_alumni_subject_names_the_month_the_update_covers():
     assert digest_subject(make_list(alumni="0 8 * * mon"), "alumni", WEEK_END, 0, UTC) == (
         "[networking] Alumni update, 23 Nov 2026"
     )
+
+
+def test_alumni_subject_and_body_name_the_same_time():
+    """A first, short run is named by its real dates in both places, never by last month."""
+    start = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+    assert digest_subject(make_list(), "alumni", MONTH_END, 0, UTC, start) == (
+        "[networking] Alumni update, 1 Dec 2026"
+    )
+    msg = build_alumni_digest(
+        make_list(),
+        DOMAIN,
+        [],
+        PeriodCounts(1, 0, 0, 0),
+        PeriodCounts(0, 0, 0, 0),
+        period_start=start,
+        period_end=MONTH_END,
+        tz=UTC,
+    )
+    assert msg["Subject"] == "[networking] Alumni update, 1 Dec 2026"
+    assert "went on the list on 1 Dec 2026." in text_of(reparse(msg))
+    assert "in November 2026" in alumni_text()
 
 
 def test_digest_subject_refuses_unknown_kinds():
@@ -483,27 +509,37 @@ def test_highlight_excerpt_is_short_and_names_no_one():
 
 
 def test_pulse_lines_show_each_figure_against_the_previous_period():
-    """Joins, job leaves, hiring and layoff posts, in that order, each with a trend."""
-    lines = pulse_lines(PeriodCounts(12, 3, 9, 4), PeriodCounts(8, 5, 9, 0))
+    """Joins, job leaves, comebacks, hiring and layoff posts, in that order, each with a trend."""
+    lines = pulse_lines(PeriodCounts(12, 3, 9, 4, 5), PeriodCounts(8, 5, 9, 0, 0))
     assert [(p.shown_now, p.shown_before, p.trend) for p in lines] == [
         ("12", "8", "up"),
         ("3", "5", "down"),
+        ("5", "none", "up"),
         ("9", "9", "flat"),
         ("4", "none", "up"),
     ]
     assert "layoff" in lines[0].label and "found work" in lines[1].label
-    assert "hiring" in lines[2].label and "layoffs" in lines[3].label
+    assert "came back" in lines[2].label
+    assert "hiring" in lines[3].label and "layoffs" in lines[4].label
 
 
 def test_pulse_lines_mask_counts_below_three():
-    """1 and 2 read 'fewer than 3', 0 reads 'none', and 1 against 2 is no visible change."""
-    lines = pulse_lines(PeriodCounts(1, 2, 0, 3), PeriodCounts(2, 0, 1, 2))
+    """1 and 2 read 'fewer than 3', 0 reads 'none'; a masked count against another masked one
+    or none is no visible change (no "Fewer than 3 this month, none last month: up")."""
+    lines = pulse_lines(PeriodCounts(1, 2, 0, 3, 0), PeriodCounts(2, 0, 1, 2, 0))
     assert [(p.shown_now, p.shown_before, p.trend) for p in lines] == [
         ("fewer than 3", "fewer than 3", "flat"),
-        ("fewer than 3", "none", "up"),
-        ("none", "fewer than 3", "down"),
+        ("fewer than 3", "none", "flat"),
+        ("none", "none", "flat"),
+        ("none", "fewer than 3", "flat"),
         ("3", "fewer than 3", "up"),
     ]
+    assert lines[1].sentence("this month", "last month") == (
+        "Fewer than 3 this month, about the same as last month (none)"
+    )
+    assert lines[4].sentence("this month", "last month") == (
+        "3 this month, up from fewer than 3 last month"
+    )
 
 
 @given(st.integers(0, 500), st.integers(0, 500))
@@ -526,25 +562,28 @@ def test_pulse_refuses_negative_counts():
 
 
 def test_alumni_digest_says_how_to_come_back_and_how_to_leave():
-    """One word "back" to the request address, and both ways to leave completely."""
+    """One word "back" to the request address, and both ways to leave completely; no Markdown
+    backticks and no "You found work" for an alumnus who may have been added by an organiser."""
     text = alumni_text()
     assert (
         'Looking again? Send the one word "back" to networking-request@lists.example.org\n'
         "and you'll get every post again."
     ) in text
     assert (
-        "To leave completely, use the unsubscribe link your mail program shows,\n"
-        'or send "leave" to networking-request@lists.example.org.'
+        "To leave completely, use the unsubscribe link your mail program shows,\nor send"
+        ' "leave" to networking-request@lists.example.org.'
     ) in text
+    assert "`" not in text and "You found work" not in text
 
 
 def test_alumni_digest_has_highlights_and_the_pulse():
     """Highlights with reply counts, then the four pulse figures against last month."""
     text = alumni_text()
-    assert "Highlights" in text and "The pulse" in text
+    assert "Highlights" in text and "The whole group" in text
     assert "1. Job fair at the library on Friday (1 reply)" in text
-    assert "5 this month, fewer than 3 last month: up" in text
-    assert "None this month, 7 last month: down" in text
+    assert "5 this month, up from fewer than 3 last month." in text
+    assert "None this month, down from 7 last month." in text
+    assert "3 this month, about the same as last month (3)." in text
 
 
 def test_alumni_digest_names_no_members_and_shows_no_addresses():
@@ -585,8 +624,10 @@ def test_alumni_digest_is_utf8_plain_text_from_the_list():
         tz=UTC,
     )
     back = reparse(msg)
-    assert back.get_content_type() == "text/plain"
-    assert back.get_content_charset() == "utf-8"
+    assert back.get_content_type() == "multipart/alternative"
+    plain, html = back.get_payload()
+    assert (plain.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
+    assert plain.get_content_charset() == "utf-8"
     assert back["Subject"] == "[networking] Alumni update, November 2026"
     assert back["From"].addresses[0].addr_spec == "networking@lists.example.org"
     assert "Café meetup ☕" in text_of(back)

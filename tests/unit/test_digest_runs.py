@@ -139,7 +139,8 @@ def test_two_posts_make_one_mime_digest_queued_to_digest_members_only(cfg, world
     assert msg["List-Id"] == "Tri-County Job Seekers Networking <networking.lists.example.org>"
     assert msg.get_content_type() == "multipart/mixed"
     toc, digest = msg.get_payload()
-    assert toc.get_content_type() == "text/plain"
+    assert toc.get_content_type() == "multipart/alternative"
+    toc = toc.get_body(("plain",))
     assert (
         "Job fair on Friday" in toc.get_content() and "Acme is hiring analysts" in toc.get_content()
     )
@@ -204,8 +205,8 @@ def test_plain_format_is_one_rfc1153_text_message(tmp_path):
         [out] = digests(store)
         assert recipients(store, out.id) == [DIGEST]
         msg = parse_bytes(out.raw)
-        assert msg.get_content_type() == "text/plain"
-        text = msg.get_content().replace("\r\n", "\n")
+        assert msg.get_content_type() == "multipart/alternative"
+        text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
         assert "Today's Topics:" in text
         assert "Subject: [networking] Job fair on Friday" in text
         assert "Text of the post about Acme is hiring analysts." in text
@@ -298,13 +299,13 @@ def test_alumni_pulse_shows_each_figure_beside_the_previous_period_with_small_co
     assert recipients(pulse_world, out.id) == [ALUMNI]
     msg = parse_bytes(out.raw)
     assert msg["Subject"] == "[networking] Alumni update, November 2026"
-    text = msg.get_content().replace("\r\n", "\n")
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
     lines = [line.strip() for line in text.splitlines()]
-    pulse = lines[lines.index("The pulse") :]
-    assert "4 this month, fewer than 3 last month: up" in pulse
-    assert "Fewer than 3 this month, 5 last month: down" in pulse
-    assert "3 this month, none last month: up" in pulse
-    assert "None this month, fewer than 3 last month: down" in pulse
+    pulse = lines[lines.index("The whole group") :]
+    assert "4 this month, up from fewer than 3 last month." in pulse
+    assert "Fewer than 3 this month, down from 5 last month." in pulse
+    assert "3 this month, up from none last month." in pulse
+    assert "None this month, about the same as last month (fewer than 3)." in pulse
     assert "Hiring lead 0 (no replies yet)" in text
 
 
@@ -330,7 +331,8 @@ def test_alumni_run_with_only_a_join_still_sends_the_pulse(cfg, world):
         == "alumni digest with 0 post(s) queued for 1 member(s)"
     )
     [out] = digests(world)
-    assert "The list was quiet this month" in parse_bytes(out.raw).get_content()
+    body = parse_bytes(out.raw).get_body(("plain",)).get_content()
+    assert "The list was quiet this month" in body
 
 
 def test_alumni_run_on_a_list_with_alumni_disabled_sends_nothing(tmp_path):

@@ -15,13 +15,14 @@ from listserv.commands import answer_no_command, run
 from listserv.commands.help import listed_commands
 from listserv.commands.registry import Context as CommandContext
 from listserv.config import Config, Site
-from listserv.digest.build import PulseLine
+from listserv.digest.pulse import PulseLine
 from listserv.render import render_reply, render_text, template_dir
 from listserv.states import Delivery, MemberStatus
 from listserv.store import Store, members
 from listserv.store.tables import Member, Post
 from tests.conftest import DOMAIN
 
+LIST = f"networking@{DOMAIN}"
 REQUEST = f"networking-request@{DOMAIN}"
 ANN = "ann@example.com"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -243,6 +244,22 @@ def sample_contexts(tmp_path: Path) -> dict[str, dict]:
         "request_address": REQUEST,
         "topics": topics,
     }
+    pulse = [PulseLine("Posts about hiring", "12", "fewer than 3", "up", "▁▂▃▄▅█", 100, 0)]
+    alumni = {
+        "title": lst.display_title,
+        "heading": "Alumni update, October 2026",
+        "span": "in October 2026",
+        "field": "Healthcare",
+        "field_pulse": pulse,
+        "fields": ["Healthcare"],
+        "highlights": [{"subject": "Anyone hiring?", "replies": 2, "excerpt": "Acme is hiring."}],
+        "pulse": pulse,
+        "now_word": "this month",
+        "before_word": "last month",
+        "trend_word": "last six months",
+        "list_address": LIST,
+        "request_address": REQUEST,
+    }
     help_text = render_text("commands/help.txt", commands=listed_commands(), **section)
     samples: dict[str, dict] = {
         "admin/approve_join.txt": {"address": ANN, **confirm},
@@ -253,7 +270,36 @@ def sample_contexts(tmp_path: Path) -> dict[str, dict]:
             "results": [("join", "Almost done."), ("help", help_text.strip("\n"))]
         },
         "commands/no_command.txt": {"owner_address": f"networking-owner@{DOMAIN}"},
-        "member/alumni_welcome.txt": {"member": mem, "found_work": True, **links},
+        "member/alumni_welcome.txt": {
+            "member": mem,
+            "found_work": True,
+            "fields": ["Healthcare", "Education"],
+            **links,
+        },
+        "member/back.txt": {
+            "member": mem,
+            "announce_address": f"networking-announce+t0k3n@{DOMAIN}",
+            "days": 14,
+            "field": "",
+            "fields": ["Healthcare", "Education"],
+            **links,
+        },
+        "member/bad_announce.txt": {"problem": "That announcement address is unknown."},
+        "admin/stats.txt": {
+            "months": 1,
+            "rows": [
+                {
+                    "month": "2026-11",
+                    **dict.fromkeys(
+                        (
+                            "joins leaves job_leaves alumni_switches alumni_left backs "
+                            "hiring_posts layoff_posts regular digest alumni"
+                        ).split(),
+                        3,
+                    ),
+                }
+            ],
+        },
         "member/bad_token.txt": {},
         "member/confirm_join.txt": {**confirm, "delivery": "digest"},
         "member/confirm_leave.txt": {
@@ -276,6 +322,7 @@ def sample_contexts(tmp_path: Path) -> dict[str, dict]:
         "member/welcome.txt": {
             "member": mem,
             "delivery_words": "a digest of the posts once a week, on Mondays",
+            "fields": ["Healthcare"],
             **links,
         },
         "digest/plain.txt": {
@@ -284,19 +331,17 @@ def sample_contexts(tmp_path: Path) -> dict[str, dict]:
                 {"headers": [("From", "Ann Lee"), ("Subject", "Hi")], "body": "Hello all."}
             ],
         },
-        "digest/toc.txt": digest,
-        "digest/alumni.txt": {
-            "title": lst.display_title,
-            "span": "from 1 Oct 2026 to 1 Nov 2026",
-            "highlights": [
-                {"subject": "Anyone hiring?", "replies": 2, "excerpt": "Acme is hiring."}
+        "digest/toc.txt": {**digest, "reply_to_list": True, "list_address": LIST},
+        "digest/toc.html": {
+            **digest,
+            "reply_to_list": True,
+            "list_address": LIST,
+            "messages": [
+                {"headers": [("From", "Ann Lee"), ("Subject", "Hi")], "body": "Hello all."}
             ],
-            "pulse": [PulseLine("Posts about hiring", "12", "fewer than 3", "up")],
-            "now_word": "this month",
-            "before_word": "last month",
-            "list_address": f"networking@{DOMAIN}",
-            "request_address": REQUEST,
         },
+        "digest/alumni.txt": alumni,
+        "digest/alumni.html": alumni,
         "web/page.html": {
             "title": "Leave?",
             "paragraphs": ("Press the button.",),
