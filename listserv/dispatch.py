@@ -19,6 +19,7 @@ from listserv.message import Incoming, RawMessage, message_ids, parse
 from listserv.moderation import ACCEPT, HOLD, REJECT, STATUS, PostFacts, decide
 from listserv.notices import may_auto_reply, notice, queue_message, reply
 from listserv.posting import distribute
+from listserv.sender_auth import SenderAuth, SenderAuths
 from listserv.states import LIVE, MemberStatus
 from listserv.store import members, posts
 from listserv.store.tables import Inbound, Post
@@ -58,8 +59,10 @@ def handle_inbound(
     row: Inbound,
     now: datetime,
     dmarc_policies: DmarcPolicies | None = None,
+    sender_auth: SenderAuths | None = None,
 ) -> None:
     """Handle one stored message for each of its recipients, in the caller's transaction."""
+    auth = (sender_auth or SenderAuths())(cfg.server.sender_auth)
     inc = Incoming(raw=row.raw, mail_from=row.mail_from, msg=RawMessage(row.raw), now=now)
     site = cfg.site
     names = frozenset(cfg.lists)
@@ -72,13 +75,13 @@ def handle_inbound(
         lst = cfg.lists[where.list_name]
         members.ensure_list(s, lst.name, now)
         if where.handler == "post":
-            handle_post(s, cfg, lst, site, inc, dmarc_policies)
+            handle_post(s, cfg, lst, site, inc, dmarc_policies, auth)
         elif where.handler == "owner":
             forward_to_owners(s, lst, inc)
         elif where.handler == "bounce":
             bounces.handle_bounce(s, lst, site, inc.raw, where.detail, now)
         else:
-            commands.handle_command_mail(s, cfg, lst, site, inc, where.suffix, where.detail)
+            commands.handle_command_mail(s, cfg, lst, site, inc, where.suffix, where.detail, auth)
 
 
 def forward_to_owners(s: Session, lst: ListConfig, inc: Incoming) -> None:
@@ -109,6 +112,7 @@ def handle_post(
     site: Site,
     inc: Incoming,
     dmarc_policies: DmarcPolicies | None = None,
+    auth: SenderAuth | None = None,
 ) -> None:
     """A message to the list address: administrivia, moderation, then distribution."""
     subject, body = inc.subject, inc.text()
@@ -121,7 +125,7 @@ def handle_post(
                 lst.name,
                 sender,
             )
-            commands.handle_command_mail(s, cfg, lst, site, inc, "leave", "")
+            commands.handle_command_mail(s, cfg, lst, site, inc, "leave", "", auth)
             return
     facts = post_facts(s, lst, site, inc)
     action, reason = decide(facts, lst)

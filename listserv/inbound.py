@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from listserv import dispatch
 from listserv.config import Config
 from listserv.dmarc import DmarcPolicies
+from listserv.sender_auth import SenderAuths
 from listserv.store import Store, inbound
 
 log = logging.getLogger("listserv.inbound")
@@ -27,11 +28,13 @@ class InboundWorker:
         config: Callable[[], Config],
         dmarc: DmarcPolicies | None,
         delivered: Callable[[], None],
+        sender_auth: SenderAuths | None = None,
     ) -> None:
         self.store = store
         self.config = config  # a callable, so a reload takes effect for the next message
         self.dmarc = dmarc
         self.delivered = delivered
+        self.sender_auth = sender_auth if sender_auth is not None else SenderAuths()
         self.wakeup = asyncio.Event()
 
     def wake(self) -> None:
@@ -62,7 +65,9 @@ class InboundWorker:
             assert row.id is not None
             try:
                 with self.store.session() as s:
-                    dispatch.handle_inbound(s, cfg, row, datetime.now(UTC), self.dmarc)
+                    dispatch.handle_inbound(
+                        s, cfg, row, datetime.now(UTC), self.dmarc, self.sender_auth
+                    )
                     inbound.finish_inbound(s, row.id)
             except Exception as exc:  # noqa: BLE001 - log, keep the message, go on with the next
                 log.exception("could not handle inbound message %s", row.id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -55,6 +56,11 @@ class Context:
     now: datetime
     address: str  # the address the change is for
     replies: list[Reply] = field(default_factory=list)
+    # Is the asker the member? None: yes (a web page behind a token, the CLI, a confirmation);
+    # for mail, a check of its token or sender authentication (SPEC 5, issue 10).
+    authenticated: Callable[[], bool] | None = None
+    # Changes waiting for the member's confirmation: (change, args, what will change).
+    deferred: list[tuple[str, list[str], str]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- links and confirmations
@@ -96,6 +102,37 @@ def ask_to_confirm(
         )
     )
     return tok.token
+
+
+# ---------------------------------------------------------------- only the member changes it
+
+NOT_YET = "Nothing is changed yet: please confirm by replying to the message I just sent."
+
+
+def must_confirm(ctx: Context, change: str, args: list[str], what: str) -> bool:
+    """True when a change may not be made at once, because the mail asking for it is not
+    known to be the member's own (SPEC 5, "Only the member changes a membership"); the change
+    is then noted, and ask_to_confirm_changes asks the member to confirm it. `change` names
+    an entry of CHANGES, `what` says in a sentence what will change."""
+    if ctx.authenticated is None or ctx.authenticated():
+        return False
+    ctx.deferred.append((change, list(args), what))
+    return True
+
+
+def ask_to_confirm_changes(ctx: Context) -> None:
+    """One confirmation to the member's address for every change noted by must_confirm."""
+    if not ctx.deferred:
+        return
+    ask_to_confirm(
+        ctx,
+        ctx.address,
+        TokenAction.CHANGE,
+        "member/confirm_change.txt",
+        changes=[[change, *args] for change, args, _ in ctx.deferred],
+        what=[what for _, _, what in ctx.deferred],
+    )
+    ctx.deferred = []
 
 
 def not_member(ctx: Context) -> NotAMember:
@@ -152,7 +189,7 @@ def join(ctx: Context, mode: str = Delivery.REGULAR) -> str:
     mode = mode.lower()
     if mode not in MODES:
         raise ListservError(
-            f"'{mode}' is not a delivery mode; use 'join', 'join digest' or 'join alumni'."
+            "That is not a delivery mode; use 'join', 'join digest' or 'join alumni'."
         )
     if mode == Delivery.ALUMNI and not ctx.lst.alumni.enabled:
         raise ListservError("This list has no alumni mode; send 'join' or 'join digest'.")
@@ -183,6 +220,8 @@ def switch_mode(ctx: Context, mode: Delivery) -> str:
             Delivery.DIGEST: "You already get the digest.",
             Delivery.REGULAR: "You already get every post.",
         }[mode]
+    if must_confirm(ctx, "mode", [mode], f"you will get {DELIVERY_WORDS[mode]}"):
+        return NOT_YET
     members.set_delivery(ctx.s, member, mode, ctx.now, f"{mode} command")
     return {
         Delivery.DIGEST: "Done: from now on you get the digest instead of every post.",
@@ -197,6 +236,8 @@ def choose_alumni(ctx: Context) -> str:
         return "This list has no alumni mode; you can use 'digest' for fewer mails."
     if member.delivery == Delivery.ALUMNI:
         return "You are already in alumni mode."
+    if must_confirm(ctx, "alumni", [], f"you will get {DELIVERY_WORDS[Delivery.ALUMNI]}"):
+        return NOT_YET
     switch_to_alumni(ctx, member, "alumni command", found_work=False)
     return "Done: you are now in alumni mode."
 
@@ -206,6 +247,10 @@ def back(ctx: Context) -> str:
     member = members.get_member(ctx.s, ctx.lst.name, ctx.address)
     if member is None or member.status in (MemberStatus.LEFT, MemberStatus.PENDING):
         return join(ctx)  # a former member comes back through the usual confirmation
+    if (member.status == MemberStatus.DISABLED or member.delivery != Delivery.REGULAR) and (
+        must_confirm(ctx, "back", [], f"you will get {DELIVERY_WORDS[Delivery.REGULAR]} again")
+    ):
+        return NOT_YET
     changed = []
     if member.status == MemberStatus.DISABLED:
         members.activate(ctx.s, member, ctx.now, "re-enabled by 'back'")
@@ -229,15 +274,20 @@ def leave(ctx: Context, subject: str, body: str, via_token: Member | None = None
     if member is None or member.status == MemberStatus.LEFT:
         raise not_member(ctx)
     if member.status == MemberStatus.PENDING:
-        members.remove(ctx.s, member, ctx.now, "left before confirming")
-        return "Your pending subscription is cancelled."
+        if must_confirm(ctx, "cancel", [], "your request to join will be cancelled"):
+            return NOT_YET
+        return cancel_pending(ctx, member)
     alumni = ctx.lst.alumni
     verdict = retention.classify_leave(subject, body, alumni.extra_job_phrases)
+    job_leave = verdict.found_work and alumni.enabled and member.delivery != Delivery.ALUMNI
+    if job_leave and alumni.on_job_leave == "alumni":  # rule 1, once the mail is the member's
+        what = f"you will get {DELIVERY_WORDS[Delivery.ALUMNI]} instead of every post"
+        if must_confirm(ctx, "found-work", [verdict.phrase or ""], what):
+            return NOT_YET
     if verdict.found_work and member.delivery != Delivery.ALUMNI:  # a hiring signal, whatever next
         members.log_event(
             ctx.s, ctx.lst.name, member.address, EventKind.JOB_LEAVE, verdict.phrase or "", ctx.now
         )
-    job_leave = verdict.found_work and alumni.enabled and member.delivery != Delivery.ALUMNI
     if job_leave and alumni.on_job_leave == "alumni":  # rule 1
         switch_to_alumni(ctx, member, f"found work: {verdict.phrase}")
         return "Congratulations! You are now in alumni mode; see my other note."
@@ -264,6 +314,11 @@ def leave(ctx: Context, subject: str, body: str, via_token: Member | None = None
         ctx, member.address, TokenAction.LEAVE, "member/confirm_leave.txt", reason=reason
     )  # rules 3 and 4
     return "Please confirm by replying to the message I just sent."
+
+
+def cancel_pending(ctx: Context, member: Member) -> str:
+    members.remove(ctx.s, member, ctx.now, "left before confirming")
+    return "Your pending subscription is cancelled."
 
 
 def one_click_leave(ctx: Context, member: Member) -> None:
@@ -312,6 +367,7 @@ def apply_token(ctx: Context, token: str) -> str:
         )
     if tok.action != TokenAction.APPROVE_JOIN:  # an approving owner gets the result
         ctx.address = tok.address
+    ctx.authenticated = None  # the token was mailed to the member: this is the member's answer
     return _ACTIONS[TokenAction(tok.action)](ctx, tok)
 
 
@@ -374,7 +430,47 @@ def _confirm_alumni(ctx: Context, tok: Token) -> str:
     return "You are now in alumni mode."
 
 
+def _found_work(ctx: Context, args: list[str]) -> str:
+    member = current_member(ctx)
+    if member.delivery == Delivery.ALUMNI:
+        return "You are already in alumni mode."
+    phrase = args[0] if args else ""
+    members.log_event(ctx.s, ctx.lst.name, member.address, EventKind.JOB_LEAVE, phrase, ctx.now)
+    switch_to_alumni(ctx, member, f"found work: {phrase}")
+    return "Congratulations! You are now in alumni mode; see my other note."
+
+
+def _cancel(ctx: Context, args: list[str]) -> str:
+    member = members.get_member(ctx.s, ctx.lst.name, ctx.address)
+    if member is None or member.status != MemberStatus.PENDING:
+        return "There was no pending subscription to cancel."
+    return cancel_pending(ctx, member)
+
+
+# What a confirmed CHANGE token does, by the change names must_confirm is given.
+CHANGES: dict[str, Callable[[Context, list[str]], str]] = {
+    "mode": lambda ctx, args: switch_mode(ctx, Delivery(args[0])),
+    "alumni": lambda ctx, args: choose_alumni(ctx),
+    "back": lambda ctx, args: back(ctx),
+    "found-work": _found_work,
+    "cancel": _cancel,
+}
+
+
+def _confirm_change(ctx: Context, tok: Token) -> str:
+    done = []
+    for change, *args in json.loads(tok.payload or "{}").get("changes", []):
+        try:
+            done.append(CHANGES[change](ctx, args))
+        except (KeyError, ValueError, IndexError):
+            log.warning("%s: token %s names an unknown change %r", ctx.lst.name, tok.token, change)
+        except ListservError as exc:
+            done.append(str(exc))
+    return " ".join(done) or "There was nothing to change."
+
+
 _ACTIONS = {
+    TokenAction.CHANGE: _confirm_change,
     TokenAction.JOIN: _confirm_join,
     TokenAction.APPROVE_JOIN: _approve_join,
     TokenAction.LEAVE: _confirm_leave,

@@ -36,13 +36,13 @@ from email import policy as email_policy
 from email.parser import BytesHeaderParser
 from typing import Any
 
-import authres  # type: ignore[import-untyped]
-import dkim  # type: ignore[import-untyped]
+import authres
+import dkim
 import dns.exception
 import dns.name
 import dns.resolver
-from dkim.canonicalization import CanonicalizationPolicy  # type: ignore[import-untyped]
-from dkim.util import parse_tag_value  # type: ignore[import-untyped]
+from dkim.canonicalization import CanonicalizationPolicy
+from dkim.util import parse_tag_value
 
 from listserv.dmarc import organisational_domain
 
@@ -436,3 +436,18 @@ def _short(exc: BaseException) -> str:
     """The first words of an exception's text: dkimpy appends base64 blobs in parentheses."""
     text = re.sub(r"\bb'([^']*)'", r"\1", str(exc).split(" (", 1)[0]).strip()
     return text[:80] if text else type(exc).__name__
+
+
+class SenderAuths:
+    """One SenderAuth per `sender_auth` mode, made when first asked for, all on one TXT lookup:
+    a reload may change the mode, and the DNS cache survives it."""
+
+    def __init__(self, dns_txt: TxtLookup | None = None):
+        self._txt = dns_txt
+        self._by_mode: dict[str, SenderAuth] = {}
+
+    def __call__(self, mode: str) -> SenderAuth:
+        auth = self._by_mode.get(mode)
+        if auth is None:
+            auth = self._by_mode[mode] = SenderAuth(mode, dns_txt=self._txt)
+        return auth

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import pkgutil
 import re
+from collections.abc import Callable
 
 from sqlmodel import Session
 
+from listserv.addresses import sender_address
 from listserv.commands.registry import COMMANDS, Context, Outcome, lookup
 from listserv.config import Config, ListConfig, Site
 from listserv.errors import ListservError
-from listserv.membership import send_replies
+from listserv.membership import ask_to_confirm_changes, send_replies
 from listserv.message import Incoming
 from listserv.notices import may_auto_reply, reply
+from listserv.sender_auth import SenderAuth
+from listserv.states import Delivery
 from listserv.store import members
 from listserv.text import strip_markers
 
@@ -75,7 +80,7 @@ def run(ctx: Context, lines: list[list[str]]) -> None:
         cmd = lookup(words[0])
         if cmd is None:
             continue
-        shown = clean_arg(" ".join(words))
+        shown = clean_arg(" ".join(words if trusted(ctx) else known_words(words)))
         before = len(ctx.results)
         try:
             outcome = cmd.run(ctx, [clean_arg(w) for w in words[1:]])
@@ -90,14 +95,67 @@ def run(ctx: Context, lines: list[list[str]]) -> None:
             break
 
 
+def trusted(ctx: Context) -> bool:
+    """Whether the mail came from the member's address (a token, or authenticated): only then
+    may a results line quote what the sender wrote beyond the command words (issue 10)."""
+    return ctx.authenticated is None or ctx.authenticated()
+
+
+def known_words(words: list[str]) -> list[str]:
+    """A command line as it may be quoted to an unauthenticated address: its command word and
+    the arguments that are command words or delivery modes; anything else becomes '...'.
+
+    >>> known_words(["leave", "Buy", "pills", "digest"])
+    ['leave', '...', 'digest']
+    """
+    shown = [words[0]]
+    for word in words[1:]:
+        known = lookup(word) is not None or word.lower() in tuple(Delivery)
+        if known:
+            shown.append(word)
+        elif shown[-1] != "...":
+            shown.append("...")
+    return shown
+
+
+def sender_check(ctx: Context, inc: Incoming, auth: SenderAuth | None) -> Callable[[], bool]:
+    """Is this mail from the member's own address? Through their token, or authenticated as
+    its From: address by `sender_auth` (SPEC 5, "Only the member changes a membership").
+    Asked only when a change is about to be made, and then once: DKIM may wait on DNS."""
+    from_address = sender_address(inc.msg.get("from"))
+
+    @functools.cache
+    def verified() -> bool:
+        if auth is None or from_address is None or from_address != ctx.address:
+            return False
+        verdict = auth.authenticated(inc.raw, from_address)
+        log.info(
+            "%s: mail from %s: %s (%s)", ctx.lst.name, from_address, verdict.ok, verdict.detail
+        )
+        return verdict.ok
+
+    return lambda: ctx.via_token is not None or verified()
+
+
 # Which command a single-purpose address stands for (SPEC section 3).
 ADDRESS_COMMANDS = {"join": "join", "subscribe": "join", "leave": "leave", "unsubscribe": "leave"}
 
 
 def handle_command_mail(
-    s: Session, cfg: Config, lst: ListConfig, site: Site, inc: Incoming, suffix: str, detail: str
+    s: Session,
+    cfg: Config,
+    lst: ListConfig,
+    site: Site,
+    inc: Incoming,
+    suffix: str,
+    detail: str,
+    auth: SenderAuth | None = None,
 ) -> None:
-    """Mail to -request, -join, -leave, -leave+TOKEN or -confirm+TOKEN: run it and answer once."""
+    """Mail to -request, -join, -leave, -leave+TOKEN or -confirm+TOKEN: run it and answer once.
+
+    A change it asks for is made at once only when sender_check says the mail is the member's
+    own; else one confirmation goes to the member's address (auth None: never authenticated).
+    """
     address = inc.sender
     if address is None:
         log.info("%s-%s: no sender address; ignored", lst.name, suffix)
@@ -106,6 +164,7 @@ def handle_command_mail(
     ctx = Context(
         s=s, cfg=cfg, lst=lst, site=site, now=inc.now, address=address, subject=subject, body=body
     )
+    ctx.authenticated = sender_check(ctx, inc, auth)
     if suffix == "leave" and detail:
         member = members.member_by_token(s, detail)
         if member is None or member.list_name != lst.name:
@@ -131,6 +190,7 @@ def handle_command_mail(
         ctx.replies[-1].ctx["unrecognised"] = True
     else:
         run(ctx, lines)
+    ask_to_confirm_changes(ctx)
     if not may_auto_reply(inc.msg, inc.mail_from, lst, site):
         log.info("%s: no reply to %s (auto-submitted, bulk or looping mail)", lst.name, address)
         return

@@ -278,6 +278,11 @@ def _samples(tmp_path: Path) -> dict[str, dict]:
         "member/bad_token.txt": {},
         "member/confirm_join.txt": {**confirm, "delivery": "digest"},
         "member/confirm_leave.txt": {**confirm, "reason": "asked to leave"},
+        "member/confirm_change.txt": {
+            **confirm,
+            "changes": [["mode", "digest"]],
+            "what": ["you will get a digest of the posts"],
+        },
         "member/disabled.txt": {"member": mem},
         "member/goodbye.txt": {"member": mem},
         "member/held.txt": {"subject": "Anyone hiring?", "reason": "not a member"},
