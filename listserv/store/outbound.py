@@ -236,3 +236,20 @@ def next_due(s: Session) -> datetime | None:
     return s.exec(
         select(func.min(col(Delivery.next_attempt_at))).where(col(Delivery.state).in_(UNSENT))
     ).first()
+
+
+def sent_to(s: Session, list_name: str, address: str, since: datetime) -> bool:
+    """Whether a copy of this list's mail was sent to address since a time: only such a copy
+    can bounce (a forged bounce for someone we sent nothing to counts for nothing; issue 10)."""
+    q = (
+        select(col(Delivery.id))
+        .join(Outbound, col(Outbound.id) == col(Delivery.outbound_id))
+        .where(
+            col(Delivery.recipient) == address,
+            col(Delivery.state) == CopyState.SENT,
+            col(Delivery.sent_at) >= since,
+            col(Outbound.list_name) == list_name,
+        )
+        .limit(1)
+    )
+    return s.exec(q).first() is not None
