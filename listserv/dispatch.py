@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
@@ -14,9 +15,9 @@ from listserv.addresses import split_recipient
 from listserv.bounces import score as bounces
 from listserv.config import Config, ListConfig, Site
 from listserv.dmarc import DmarcPolicies
-from listserv.headers import carries_list_id
+from listserv.headers import carries_list_id, carries_loop_marker
 from listserv.message import Incoming, RawMessage, message_ids, parse
-from listserv.moderation import ACCEPT, HOLD, REJECT, STATUS, PostFacts, decide
+from listserv.moderation import ACCEPT, HOLD, REJECT, STATUS, PostFacts, decide, is_loop
 from listserv.notices import may_auto_reply, notice, queue_message, reply
 from listserv.posting import distribute
 from listserv.sender_auth import SenderAuth, SenderAuths
@@ -92,9 +93,33 @@ def forward_to_owners(s: Session, lst: ListConfig, inc: Incoming) -> None:
     queue_message(s, lst.name, parse(inc.raw), lst.owners, inc.now, kind="owner")
 
 
+# Headers and Subject starts an auto-responder leaves when it sets no Auto-Submitted (RFC 3834).
+AUTO_REPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder")
+AUTO_REPLY_SUBJECT = re.compile(
+    r"^\s*(auto(matic)?[ -]?(reply|response|antwort|svar)|auto|out of (the )?office"
+    r"|abwesenheitsnotiz|r[ée]ponse automatique|vacation( reply)?)\s*:",
+    re.I,
+)
+
+
+def auto_reply(msg: RawMessage) -> bool:
+    r"""The marks of an auto-responder that does not say Auto-Submitted.
+
+    >>> auto_reply(RawMessage(b"Subject: Out of Office: [networking] hello\r\n\r\n"))
+    True
+    """
+    if any(msg.has(name) for name in AUTO_REPLY_HEADERS):
+        return True
+    if msg.get("precedence").strip().lower() == "auto_reply":
+        return True
+    return bool(AUTO_REPLY_SUBJECT.match(msg.get("subject")))
+
+
 def post_facts(s: Session, lst: ListConfig, site: Site, inc: Incoming) -> PostFacts:
     sender = inc.sender
     member = members.get_member(s, lst.name, sender) if sender else None
+    parent = (message_ids(inc.msg.get("in-reply-to")) or [""])[0]
+    auto = inc.msg.get("auto-submitted").strip().lower()
     return PostFacts(
         sender=sender,
         is_member=member is not None and member.status in LIVE,
@@ -102,6 +127,15 @@ def post_facts(s: Session, lst: ListConfig, site: Site, inc: Incoming) -> PostFa
         our_list_id=carries_list_id(inc.msg, lst, site),
         duplicate=bool(sender)
         and posts.is_duplicate(s, lst.name, sender or "", inc.message_id, inc.now),
+        our_marker=carries_loop_marker(inc.msg, lst, site),
+        received=sum(1 for name, _ in inc.msg.fields if name == "received"),
+        auto_submitted=bool(auto) and auto != "no",
+        auto_reply=auto_reply(inc.msg),
+        own_reply_depth=posts.own_reply_depth(
+            s, lst.name, sender or "", parent, inc.now - timedelta(hours=1)
+        )
+        if sender
+        else 0,
     )
 
 
@@ -153,17 +187,23 @@ def handle_post(
     if action == ACCEPT:
         distribute(s, lst, site, post, inc.now, dmarc_policies)
     elif action == HOLD:
-        hold_notices(s, lst, site, post, inc, reason)
+        hold_notices(s, lst, site, post, inc, reason, tell_sender=not is_loop(facts, lst))
     elif action == REJECT and sender and may_auto_reply(inc.msg, inc.mail_from, lst, site):
         reply(s, lst, site, sender, "member/rejected.txt", inc.now, subject=subject, reason=reason)
 
 
 def hold_notices(
-    s: Session, lst: ListConfig, site: Site, post: Post, inc: Incoming, reason: str
+    s: Session,
+    lst: ListConfig,
+    site: Site,
+    post: Post,
+    inc: Incoming,
+    reason: str,
+    tell_sender: bool = True,
 ) -> None:
     owners = sorted(set(lst.owners) | set(lst.moderators))
     notice(s, lst, site, owners, "admin/held.txt", inc.now, post=post, reason=reason)
-    if post.sender and may_auto_reply(inc.msg, inc.mail_from, lst, site):
+    if tell_sender and post.sender and may_auto_reply(inc.msg, inc.mail_from, lst, site):
         reply(
             s,
             lst,
