@@ -62,6 +62,7 @@ class TokenAction(StrEnum):
     LEAVE = "leave"
     ALUMNI = "alumni"
     APPROVE_JOIN = "approve-join"
+    UNSUBSCRIBED = "unsubscribed"  # a left member's old unsubscribe token, spent
     CHANGE = "change"  # a membership change asked for by mail not known to be the member's
 
 

@@ -166,7 +166,7 @@ def handle_command_mail(
     )
     ctx.authenticated = sender_check(ctx, inc, auth)
     if suffix == "leave" and detail:
-        member = members.member_by_token(s, detail)
+        member = members.member_by_token(s, detail) or members.former_member(s, detail)
         if member is None or member.list_name != lst.name:
             log.info("%s: leave with an unknown token from %s", lst.name, address)
             if may_auto_reply(inc.msg, inc.mail_from, lst, site):
