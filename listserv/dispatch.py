@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from listserv import commands, retention
-from listserv.addresses import split_recipient
+from listserv.addresses import is_postmaster, split_recipient
 from listserv.bounces import score as bounces
 from listserv.config import Config, ListConfig, Site
 from listserv.dmarc import DmarcPolicies
@@ -69,6 +69,9 @@ def handle_inbound(
     names = frozenset(cfg.lists)
     # One pass per distinct recipient: a client repeating RCPT TO must not post twice.
     for rcpt in dict.fromkeys(r.lower() for r in json.loads(row.rcpts)):
+        if is_postmaster(rcpt, cfg.server.domain):
+            forward_to_postmaster(s, cfg, inc)
+            continue
         where = route(rcpt, cfg.server.domain, names)
         if where is None:
             log.warning("inbound %s: no route for %s (config changed?)", row.id, rcpt)
@@ -113,6 +116,17 @@ def auto_reply(msg: RawMessage) -> bool:
     if msg.get("precedence").strip().lower() == "auto_reply":
         return True
     return bool(AUTO_REPLY_SUBJECT.match(msg.get("subject")))
+
+
+def forward_to_postmaster(s: Session, cfg: Config, inc: Incoming) -> None:
+    """Mail to postmaster@ goes to [server] postmaster, else to the owners of every list."""
+    to = cfg.server.postmaster or tuple(
+        sorted({o for lst in cfg.lists.values() for o in lst.owners})
+    )
+    if not to or not cfg.lists:
+        log.warning("postmaster@: nobody to forward to (set [server] postmaster); dropped")
+        return
+    queue_message(s, min(cfg.lists), parse(inc.raw), to, inc.now, kind="owner")
 
 
 def post_facts(s: Session, lst: ListConfig, site: Site, inc: Incoming) -> PostFacts:

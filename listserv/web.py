@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from urllib.parse import parse_qs
 from datetime import UTC, datetime
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request

@@ -47,6 +47,7 @@ def add_outbound(
         existing = s.exec(select(Outbound).where(col(Outbound.post_id) == post_id)).first()
         if existing:
             return existing
+    raw = raw.replace(b"\x00", b"")  # NUL is never valid in mail (RFC 5322); relays choke on it
     row = Outbound(list_name=list_name, kind=kind, raw=raw, created_at=now, post_id=post_id)
     s.add(row)
     s.flush()
