@@ -201,9 +201,21 @@ def handle_post(
     if action == ACCEPT:
         distribute(s, lst, site, post, inc.now, dmarc_policies)
     elif action == HOLD:
-        hold_notices(s, lst, site, post, inc, reason, tell_sender=not is_loop(facts, lst))
+        shown = quotable_subject(inc, auth, subject)
+        hold_notices(s, lst, site, post, inc, reason, not is_loop(facts, lst), shown)
     elif action == REJECT and sender and may_auto_reply(inc.msg, inc.mail_from, lst, site):
-        reply(s, lst, site, sender, "member/rejected.txt", inc.now, subject=subject, reason=reason)
+        shown = quotable_subject(inc, auth, subject)
+        reply(s, lst, site, sender, "member/rejected.txt", inc.now, subject=shown, reason=reason)
+
+
+def quotable_subject(inc: Incoming, auth: SenderAuth | None, subject: str) -> str:
+    """The Subject, when a reply to the From address may quote it: only if the mail is
+    authenticated as that address; else '' (a forged From must not carry a stranger's words
+    to the victim: backscatter, issue 10)."""
+    sender = inc.sender
+    if auth is None or sender is None or not subject:
+        return ""
+    return subject if auth.authenticated(inc.raw, sender).ok else ""
 
 
 def hold_notices(
@@ -214,7 +226,9 @@ def hold_notices(
     inc: Incoming,
     reason: str,
     tell_sender: bool = True,
+    subject: str = "",
 ) -> None:
+    """Tell the owners of a held post; and its sender, quoting `subject` (may be '')."""
     owners = sorted(set(lst.owners) | set(lst.moderators))
     notice(s, lst, site, owners, "admin/held.txt", inc.now, post=post, reason=reason)
     if tell_sender and post.sender and may_auto_reply(inc.msg, inc.mail_from, lst, site):
@@ -225,6 +239,6 @@ def hold_notices(
             post.sender,
             "member/held.txt",
             inc.now,
-            subject=post.subject,
+            subject=subject,
             reason=reason,
         )

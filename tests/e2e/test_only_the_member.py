@@ -215,3 +215,26 @@ async def test_results_quote_only_command_words_to_an_unauthenticated_sender(
     await settled(srv)
     for reply in await mails_to(sink, ANN):
         assert "spam.example" not in reply.get_content()
+
+
+async def test_held_reply_to_a_forged_from_does_not_quote_the_subject(
+    server_factory, sink, rsa_key
+):
+    """A non-member post in someone's name is held; their 'held' note quotes no stranger's words."""
+    srv = await dkim_server(server_factory, rsa_key)
+    victim = "victim@example.org"
+    raw = mail(LIST, "Cheap pills at spam.example", "buy now", sender=victim)
+    await asend(srv.smtp_port, STRANGER, LIST, raw)
+    await settled(srv)
+    (note,) = await mails_to(sink, victim)
+    assert "waiting for" in note.get_content() and "spam.example" not in note.get_content()
+
+
+async def test_held_reply_to_a_signed_sender_quotes_the_subject(server_factory, sink, rsa_key):
+    """When the From is authenticated, the note says which message is waiting."""
+    srv = await dkim_server(server_factory, rsa_key)
+    raw = signed(mail(LIST, "Hiring at Acme", "hi", sender="carol@example.com"), rsa_key[0])
+    await asend(srv.smtp_port, "carol@example.com", LIST, raw)
+    await settled(srv)
+    (note,) = await mails_to(sink, "carol@example.com")
+    assert '"Hiring at Acme"' in note.get_content()
