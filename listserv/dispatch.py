@@ -177,6 +177,10 @@ def handle_post(
             return
     facts = post_facts(s, lst, site, inc)
     action, reason = decide(facts, lst)
+    # Before the first write: DKIM may wait on DNS, and must not hold the store's write lock.
+    looping = is_loop(facts, lst)
+    quote = action in (HOLD, REJECT) and not looping
+    shown = quotable_subject(inc, auth, subject) if quote else ""
     message_id = inc.message_id[:500]
     parent = (message_ids(inc.msg.get("in-reply-to")) or [""])[0]
     thread = posts.thread_key_for(s, lst.name, parent, message_ids(inc.msg.get("references")))
@@ -201,10 +205,8 @@ def handle_post(
     if action == ACCEPT:
         distribute(s, lst, site, post, inc.now, dmarc_policies)
     elif action == HOLD:
-        shown = quotable_subject(inc, auth, subject)
-        hold_notices(s, lst, site, post, inc, reason, not is_loop(facts, lst), shown)
+        hold_notices(s, lst, site, post, inc, reason, not looping, shown)
     elif action == REJECT and sender and may_auto_reply(inc.msg, inc.mail_from, lst, site):
-        shown = quotable_subject(inc, auth, subject)
         reply(s, lst, site, sender, "member/rejected.txt", inc.now, subject=shown, reason=reason)
 
 

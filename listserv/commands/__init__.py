@@ -95,6 +95,10 @@ def run(ctx: Context, lines: list[list[str]]) -> None:
             break
 
 
+# Commands that change no membership at once (a join is confirmed by mail anyway).
+READING = frozenset({"help", "info", "end", "confirm", "join", "subscribe"})
+
+
 def trusted(ctx: Context) -> bool:
     """Whether the mail came from the member's address (a token, or authenticated): only then
     may a results line quote what the sender wrote beyond the command words (issue 10)."""
@@ -185,6 +189,8 @@ def handle_command_mail(
         lines = [[ADDRESS_COMMANDS[suffix]]]
     else:
         lines = command_lines(subject, body)
+    if any(words[0].lower() not in READING for words in lines):
+        trusted(ctx)  # ask now, before a command writes: DKIM may wait on DNS (issue 10)
     if not lines:  # nothing we understood: answer with the help text alone, saying so
         run(ctx, [["help"]])
         ctx.replies[-1].ctx["unrecognised"] = True
