@@ -603,3 +603,13 @@ def test_sender_auth_defaults_to_dnspython(monkeypatch, rsa_key):
     key, record = rsa_key
     _fake_resolver(monkeypatch, {"s1._domainkey.example.com.": [(record,)]})
     assert SenderAuth().authenticated(_sign(MESSAGE, key), FROM).ok
+
+
+def test_sender_auths_makes_one_verifier_per_mode_on_one_lookup():
+    """A reload may change sender_auth: each mode gets its verifier once, on the same DNS lookup."""
+    txt = FakeTxt()
+    auths = sender_auth.SenderAuths(txt)
+    assert auths("dkim") is auths("dkim")
+    assert auths("mta:mx.example.org").method == "mta" and auths("none").method == "none"
+    with pytest.raises(ValueError):
+        auths("spf")
