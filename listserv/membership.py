@@ -367,8 +367,13 @@ def apply_token(ctx: Context, token: str) -> str:
         )
     if tok.action != TokenAction.APPROVE_JOIN:  # an approving owner gets the result
         ctx.address = tok.address
-    ctx.authenticated = None  # the token was mailed to the member: this is the member's answer
-    return _ACTIONS[TokenAction(tok.action)](ctx, tok)
+    # The token was mailed to the member: what it was made for is the member's own answer
+    # (and nothing else in the same mail becomes so).
+    asked_by, ctx.authenticated = ctx.authenticated, None
+    try:
+        return _ACTIONS[TokenAction(tok.action)](ctx, tok)
+    finally:
+        ctx.authenticated = asked_by
 
 
 def _confirm_join(ctx: Context, tok: Token) -> str:
