@@ -120,6 +120,16 @@ def must_confirm(ctx: Context, change: str, args: list[str], what: str) -> bool:
     return True
 
 
+def asked_already(ctx: Context) -> bool:
+    """Whether the member was asked today to confirm exactly the changes now noted and has
+    not answered: a repeated (or flooding) forgery gets no second mail."""
+    prior = tokens.recent_token(
+        ctx.s, ctx.lst.name, ctx.address, TokenAction.CHANGE, ctx.now - timedelta(days=1)
+    )
+    changes = [[change, *args] for change, args, _ in ctx.deferred]
+    return prior is not None and json.loads(prior.payload or "{}").get("changes") == changes
+
+
 def ask_to_confirm_changes(ctx: Context) -> None:
     """One confirmation to the member's address for every change noted by must_confirm."""
     if not ctx.deferred:

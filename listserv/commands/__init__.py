@@ -15,7 +15,7 @@ from listserv.addresses import sender_address
 from listserv.commands.registry import COMMANDS, Context, Outcome, lookup
 from listserv.config import Config, ListConfig, Site
 from listserv.errors import ListservError
-from listserv.membership import ask_to_confirm_changes, send_replies
+from listserv.membership import NOT_YET, ask_to_confirm_changes, asked_already, send_replies
 from listserv.message import Incoming
 from listserv.notices import may_auto_reply, reply
 from listserv.sender_auth import SenderAuth
@@ -196,11 +196,16 @@ def handle_command_mail(
         ctx.replies[-1].ctx["unrecognised"] = True
     else:
         run(ctx, lines)
+    only_changes = bool(ctx.deferred) and all(text == NOT_YET for _, text in ctx.results)
+    if only_changes and asked_already(ctx):
+        log.info("%s: %s was already asked to confirm these changes", lst.name, ctx.address)
+        return
     ask_to_confirm_changes(ctx)
     if not may_auto_reply(inc.msg, inc.mail_from, lst, site):
         log.info("%s: no reply to %s (auto-submitted, bulk or looping mail)", lst.name, address)
         return
-    send_replies(ctx, ctx.results, inc.message_id or None)
+    # Changes only: the confirmation alone says it all (one reply, SPEC 5).
+    send_replies(ctx, None if only_changes else ctx.results, inc.message_id or None)
 
 
 def load_commands() -> None:

@@ -115,6 +115,15 @@ async def test_forged_switch_back_to_every_post_changes_nothing(
     assert member(srv, ANN).delivery == start
 
 
+async def test_repeated_forgery_sends_the_member_one_confirmation(server_factory, sink, rsa_key):
+    """The same forged change five times in a day: still one mail to the member."""
+    srv = await dkim_server(server_factory, rsa_key)
+    for n in range(5):
+        await asend(srv.smtp_port, STRANGER, REQUEST, mail(REQUEST, "digest", f"digest {n}"))
+    await assert_one_confirmation(srv, sink, "a digest of the posts")
+    assert member(srv, ANN).delivery == "regular"
+
+
 async def test_forged_change_confirmed_by_the_member_takes_effect(server_factory, sink, rsa_key):
     """The member's reply to the confirmation makes the change, once."""
     srv = await dkim_server(server_factory, rsa_key)
