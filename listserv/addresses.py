@@ -98,6 +98,18 @@ def split_recipient(
     return None
 
 
+def is_postmaster(recipient: str, domain: str) -> bool:
+    """postmaster@domain, or a bare 'postmaster' (RFC 5321 4.5.1: both must be accepted).
+
+    >>> is_postmaster("PostMaster@X.org", "x.org"), is_postmaster("postmaster@y.org", "x.org")
+    (True, False)
+    """
+    local, sep, host = normalise(recipient).rpartition("@")
+    if not sep:
+        return host == "postmaster"
+    return local == "postmaster" and host == domain.lower()
+
+
 def verp_encode(list_name: str, domain: str, member: str) -> str:
     """The VERP envelope sender for a copy to member.
 

@@ -165,6 +165,25 @@ class ServerConfig(_Model):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     auto_upgrade: bool = False  # serve upgrades an older database schema at start
     helo_name: str = ""  # the name listserv greets its relay with; '' = domain
+    sender_auth: str = "dkim"  # dkim | mta:AUTHSERV-ID | none (SPEC 5, issue 10)
+    postmaster: StrTuple = ()  # where postmaster@ goes; empty: the owners of every list
+
+    @field_validator("sender_auth")
+    @classmethod
+    def _sender_auth(cls, v: str) -> str:
+        kind, sep, ident = v.strip().partition(":")
+        kind = kind.strip().lower()
+        if (kind in ("dkim", "none") and not sep) or (kind == "mta" and ident.strip()):
+            return v.strip()
+        raise ValueError(f"{v!r} is not 'dkim', 'mta:AUTHSERV-ID' (your MTA's id) or 'none'")
+
+    @field_validator("postmaster")
+    @classmethod
+    def _postmaster(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for addr in value:
+            if not is_valid_address(addr):
+                raise ValueError(f"{addr!r} is not an email address like 'admin@example.org'")
+        return tuple(a.strip().lower() for a in value)
 
     @field_validator("domain")
     @classmethod

@@ -20,6 +20,7 @@ listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"
 database = "sqlite:///var/listserv.db"
 relay = "outbox:var/outbox"
+sender_auth = "none"  # a closed demo: its mails are unsigned, and From is trusted
 
 [lists.networking]
 title = "Tri-County Job Seekers Networking"

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
 from listserv import commands, membership, retention
-from listserv.addresses import display, split_recipient
+from listserv.addresses import display, is_postmaster, split_recipient
 from listserv.bounces import score as bounces
 from listserv.config import Config, ListConfig, Site
 from listserv.dmarc import DmarcPolicies
 from listserv.errors import TokenError
 from listserv.fields import join_tags, tag_fields
-from listserv.headers import carries_list_id
+from listserv.headers import carries_list_id, carries_loop_marker
 from listserv.message import Incoming, RawMessage, message_ids, parse
-from listserv.moderation import ACCEPT, HOLD, REJECT, STATUS, PostFacts, decide
+from listserv.moderation import ACCEPT, HOLD, REJECT, STATUS, PostFacts, decide, is_loop
 from listserv.notices import may_auto_reply, notice, queue_message, reply
 from listserv.posting import bare_subject, distribute
+from listserv.sender_auth import SenderAuth, SenderAuths
 from listserv.states import LIVE, MemberStatus
 from listserv.store import members, posts
 from listserv.store.tables import Inbound, Post
@@ -66,15 +68,20 @@ def handle_inbound(
     row: Inbound,
     now: datetime,
     dmarc_policies: DmarcPolicies | None = None,
+    sender_auth: SenderAuths | None = None,
 ) -> list[str]:
     """Handle one stored message for each of its recipients, in the caller's transaction;
     returns what happened, one short phrase per recipient, for the worker's log line."""
+    auth = (sender_auth or SenderAuths())(cfg.server.sender_auth)
     done: list[str] = []
     inc = Incoming(raw=row.raw, mail_from=row.mail_from, msg=RawMessage(row.raw), now=now)
     site = cfg.site
     names = frozenset(cfg.lists)
     # One pass per distinct recipient: a client repeating RCPT TO must not post twice.
     for rcpt in dict.fromkeys(r.lower() for r in json.loads(row.rcpts)):
+        if is_postmaster(rcpt, cfg.server.domain):
+            forward_to_postmaster(s, cfg, inc)
+            continue
         where = route(rcpt, cfg.server.domain, names)
         if where is None:
             log.warning("inbound %s: no route for %s (config changed?)", row.id, rcpt)
@@ -83,7 +90,7 @@ def handle_inbound(
         lst = cfg.lists[where.list_name]
         members.ensure_list(s, lst.name, now)
         if where.handler == "post":
-            what = handle_post(s, cfg, lst, site, inc, dmarc_policies)
+            what = handle_post(s, cfg, lst, site, inc, dmarc_policies, auth)
         elif where.handler == "owner":
             what = forward_to_owners(s, lst, inc)
         elif where.handler == "bounce":
@@ -93,7 +100,7 @@ def handle_inbound(
             handle_announcement(s, cfg, lst, site, inc, where.detail, dmarc_policies)
             what = "announcement handled"
         else:
-            commands.handle_command_mail(s, cfg, lst, site, inc, where.suffix, where.detail)
+            commands.handle_command_mail(s, cfg, lst, site, inc, where.suffix, where.detail, auth)
             what = f"{where.suffix} mail handled"
         done.append(f"{rcpt}: {what}")
     return done
@@ -108,9 +115,44 @@ def forward_to_owners(s: Session, lst: ListConfig, inc: Incoming) -> str:
     return f"forwarded to {len(lst.owners)} owner(s)"
 
 
+# Headers and Subject starts an auto-responder leaves when it sets no Auto-Submitted (RFC 3834).
+AUTO_REPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder")
+AUTO_REPLY_SUBJECT = re.compile(
+    r"^\s*(auto(matic)?[ -]?(reply|response|antwort|svar)|auto|out of (the )?office"
+    r"|abwesenheitsnotiz|r[ée]ponse automatique|vacation( reply)?)\s*:",
+    re.I,
+)
+
+
+def auto_reply(msg: RawMessage) -> bool:
+    r"""The marks of an auto-responder that does not say Auto-Submitted.
+
+    >>> auto_reply(RawMessage(b"Subject: Out of Office: [networking] hello\r\n\r\n"))
+    True
+    """
+    if any(msg.has(name) for name in AUTO_REPLY_HEADERS):
+        return True
+    if msg.get("precedence").strip().lower() == "auto_reply":
+        return True
+    return bool(AUTO_REPLY_SUBJECT.match(msg.get("subject")))
+
+
+def forward_to_postmaster(s: Session, cfg: Config, inc: Incoming) -> None:
+    """Mail to postmaster@ goes to [server] postmaster, else to the owners of every list."""
+    to = cfg.server.postmaster or tuple(
+        sorted({o for lst in cfg.lists.values() for o in lst.owners})
+    )
+    if not to or not cfg.lists:
+        log.warning("postmaster@: nobody to forward to (set [server] postmaster); dropped")
+        return
+    queue_message(s, min(cfg.lists), parse(inc.raw), to, inc.now, kind="owner")
+
+
 def post_facts(s: Session, lst: ListConfig, site: Site, inc: Incoming) -> PostFacts:
     sender = inc.sender
     member = members.get_member(s, lst.name, sender) if sender else None
+    parent = (message_ids(inc.msg.get("in-reply-to")) or [""])[0]
+    auto = inc.msg.get("auto-submitted").strip().lower()
     return PostFacts(
         sender=sender,
         is_member=member is not None and member.status in LIVE,
@@ -118,6 +160,15 @@ def post_facts(s: Session, lst: ListConfig, site: Site, inc: Incoming) -> PostFa
         our_list_id=carries_list_id(inc.msg, lst, site),
         duplicate=bool(sender)
         and posts.is_duplicate(s, lst.name, sender or "", inc.message_id, inc.now),
+        our_marker=carries_loop_marker(inc.msg, lst, site),
+        received=sum(1 for name, _ in inc.msg.fields if name == "received"),
+        auto_submitted=bool(auto) and auto != "no",
+        auto_reply=auto_reply(inc.msg),
+        own_reply_depth=posts.own_reply_depth(
+            s, lst.name, sender or "", parent, inc.now - timedelta(hours=1)
+        )
+        if sender
+        else 0,
     )
 
 
@@ -128,6 +179,7 @@ def handle_post(
     site: Site,
     inc: Incoming,
     dmarc_policies: DmarcPolicies | None = None,
+    auth: SenderAuth | None = None,
 ) -> str:
     """A message to the list address: administrivia, moderation, then distribution."""
     subject, body = inc.subject, inc.text()
@@ -135,10 +187,14 @@ def handle_post(
     if sender and retention.is_unsubscribe_request(subject, body):
         member = members.get_member(s, lst.name, sender)
         if member is not None and member.status in (*LIVE, MemberStatus.PENDING):
-            commands.handle_command_mail(s, cfg, lst, site, inc, "leave", "")
+            commands.handle_command_mail(s, cfg, lst, site, inc, "leave", "", auth)
             return "an unsubscribe request; handled privately as a leave"
     facts = post_facts(s, lst, site, inc)
     action, reason = decide(facts, lst)
+    # Before the first write: DKIM may wait on DNS, and must not hold the store's write lock.
+    looping = is_loop(facts, lst)
+    quote = action in (HOLD, REJECT) and not looping
+    shown = quotable_subject(inc, auth, subject) if quote else ""
     message_id = inc.message_id[:500]
     parent = (message_ids(inc.msg.get("in-reply-to")) or [""])[0]
     thread = posts.thread_key_for(s, lst.name, parent, message_ids(inc.msg.get("references")))
@@ -165,9 +221,9 @@ def handle_post(
         copies = distribute(s, lst, site, post, inc.now, dmarc_policies)
         what += f", {copies} {'copy' if copies == 1 else 'copies'} queued"
     elif action == HOLD:
-        hold_notices(s, lst, site, post, inc, reason)
+        hold_notices(s, lst, site, post, inc, reason, not looping, shown)
     elif action == REJECT and sender and may_auto_reply(inc.msg, inc.mail_from, lst, site):
-        reply(s, lst, site, sender, "member/rejected.txt", inc.now, subject=subject, reason=reason)
+        reply(s, lst, site, sender, "member/rejected.txt", inc.now, subject=shown, reason=reason)
     return what
 
 
@@ -225,12 +281,30 @@ def handle_announcement(
     )
 
 
+def quotable_subject(inc: Incoming, auth: SenderAuth | None, subject: str) -> str:
+    """The Subject, when a reply to the From address may quote it: only if the mail is
+    authenticated as that address; else '' (a forged From must not carry a stranger's words
+    to the victim: backscatter, issue 10)."""
+    sender = inc.sender
+    if auth is None or sender is None or not subject:
+        return ""
+    return subject if auth.authenticated(inc.raw, sender).ok else ""
+
+
 def hold_notices(
-    s: Session, lst: ListConfig, site: Site, post: Post, inc: Incoming, reason: str
+    s: Session,
+    lst: ListConfig,
+    site: Site,
+    post: Post,
+    inc: Incoming,
+    reason: str,
+    tell_sender: bool = True,
+    subject: str = "",
 ) -> None:
+    """Tell the owners of a held post; and its sender, quoting `subject` (may be '')."""
     owners = sorted(set(lst.owners) | set(lst.moderators))
     notice(s, lst, site, owners, "admin/held.txt", inc.now, post=post, reason=reason)
-    if post.sender and may_auto_reply(inc.msg, inc.mail_from, lst, site):
+    if tell_sender and post.sender and may_auto_reply(inc.msg, inc.mail_from, lst, site):
         reply(
             s,
             lst,
@@ -238,6 +312,6 @@ def hold_notices(
             post.sender,
             "member/held.txt",
             inc.now,
-            subject=post.subject,
+            subject=subject,
             reason=reason,
         )

@@ -20,9 +20,23 @@ def carries_list_id(msg: RawMessage, lst: ListConfig, site: Site) -> bool:
     return any(own in value.lower() for value in msg.get_all("list-id"))
 
 
+LOOP_MARKER = "X-BeenThere"  # as Mailman and Sympa write it; other lists' markers are kept
+
+
+def carries_loop_marker(msg: RawMessage, lst: ListConfig, site: Site) -> bool:
+    """True when the message already went out through this list (our X-BeenThere): a loop.
+
+    List-Id alone is not enough: a list that forwards to us replaces it with its own.
+    """
+    own = list_address(lst.name, site.domain)
+    return any(own in value.strip().lower() for value in msg.get_all(LOOP_MARKER))
+
+
 def list_fields(lst: ListConfig, site: Site) -> list[tuple[str, str]]:
-    """RFC 2369 / 2919 fields shared by every copy (List-Unsubscribe is per member)."""
+    """RFC 2369 / 2919 fields shared by every copy (List-Unsubscribe is per member), and the
+    list's loop marker (SPEC 6)."""
     fields = [
+        (LOOP_MARKER, list_address(lst.name, site.domain)),
         ("List-Id", list_id(lst, site.domain)),
         ("List-Post", f"<mailto:{list_address(lst.name, site.domain)}>"),
         ("List-Help", f"<mailto:{list_address(lst.name, site.domain, 'request')}?subject=help>"),

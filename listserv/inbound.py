@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from listserv import dispatch
 from listserv.config import Config
 from listserv.dmarc import DmarcPolicies
+from listserv.sender_auth import SenderAuths
 from listserv.store import Store, inbound
 
 log = logging.getLogger("listserv.inbound")
@@ -28,11 +29,13 @@ class InboundWorker:
         config: Callable[[], Config],
         dmarc: DmarcPolicies | None,
         delivered: Callable[[], None],
+        sender_auth: SenderAuths | None = None,
     ) -> None:
         self.store = store
         self.config = config  # a callable, so a reload takes effect for the next message
         self.dmarc = dmarc
         self.delivered = delivered
+        self.sender_auth = sender_auth if sender_auth is not None else SenderAuths()
         self.wakeup = asyncio.Event()
 
     def wake(self) -> None:
@@ -64,7 +67,9 @@ class InboundWorker:
             try:
                 started = time.monotonic()
                 with self.store.session() as s:
-                    done = dispatch.handle_inbound(s, cfg, row, datetime.now(UTC), self.dmarc)
+                    done = dispatch.handle_inbound(
+                        s, cfg, row, datetime.now(UTC), self.dmarc, self.sender_auth
+                    )
                     inbound.finish_inbound(s, row.id)
                 log_handled(row.id, row.mail_from, done, time.monotonic() - started)
             except Exception as exc:  # noqa: BLE001 - log, keep the message, go on with the next

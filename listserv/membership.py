@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -58,6 +59,11 @@ class Context:
     now: datetime
     address: str  # the address the change is for
     replies: list[Reply] = field(default_factory=list)
+    # Is the asker the member? None: yes (a web page behind a token, the CLI, a confirmation);
+    # for mail, a check of its token or sender authentication (SPEC 5, issue 10).
+    authenticated: Callable[[], bool] | None = None
+    # Changes waiting for the member's confirmation: (change, args, what will change).
+    deferred: list[tuple[str, list[str], str]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- links and confirmations
@@ -98,6 +104,47 @@ def ask_to_confirm(
     }
     ctx.replies.append(Reply(template, template_ctx, reply_to=confirm_address))
     return tok.token
+
+
+# ---------------------------------------------------------------- only the member changes it
+
+NOT_YET = "Nothing is changed yet: please confirm by replying to the message I just sent."
+
+
+def must_confirm(ctx: Context, change: str, args: list[str], what: str) -> bool:
+    """True when a change may not be made at once, because the mail asking for it is not
+    known to be the member's own (SPEC 5, "Only the member changes a membership"); the change
+    is then noted, and ask_to_confirm_changes asks the member to confirm it. `change` names
+    an entry of CHANGES, `what` says in a sentence what will change."""
+    if ctx.authenticated is None or ctx.authenticated():
+        return False
+    ctx.deferred.append((change, list(args), what))
+    return True
+
+
+def asked_already(ctx: Context) -> bool:
+    """Whether the member was asked today to confirm exactly the changes now noted and has
+    not answered: a repeated (or flooding) forgery gets no second mail."""
+    prior = tokens.recent_token(
+        ctx.s, ctx.lst.name, ctx.address, TokenAction.CHANGE, ctx.now - timedelta(days=1)
+    )
+    changes = [[change, *args] for change, args, _ in ctx.deferred]
+    return prior is not None and json.loads(prior.payload or "{}").get("changes") == changes
+
+
+def ask_to_confirm_changes(ctx: Context) -> None:
+    """One confirmation to the member's address for every change noted by must_confirm."""
+    if not ctx.deferred:
+        return
+    ask_to_confirm(
+        ctx,
+        ctx.address,
+        TokenAction.CHANGE,
+        "member/confirm_change.txt",
+        changes=[[change, *args] for change, args, _ in ctx.deferred],
+        what=[what for _, _, what in ctx.deferred],
+    )
+    ctx.deferred = []
 
 
 def not_member(ctx: Context) -> NotAMember:
@@ -194,7 +241,7 @@ def join(ctx: Context, mode: str = Delivery.REGULAR) -> str:
     mode = mode.lower()
     if mode not in MODES:
         raise ListservError(
-            f"'{mode}' is not a delivery mode; use 'join', 'join digest' or 'join alumni'."
+            "That is not a delivery mode; use 'join', 'join digest' or 'join alumni'."
         )
     if mode == Delivery.ALUMNI and not ctx.lst.alumni.enabled:
         raise ListservError("This list has no alumni mode; send 'join' or 'join digest'.")
@@ -225,6 +272,8 @@ def switch_mode(ctx: Context, mode: Delivery) -> str:
             Delivery.DIGEST: "You already get the digest.",
             Delivery.REGULAR: "You already get every post.",
         }[mode]
+    if must_confirm(ctx, "mode", [mode], f"you will get {DELIVERY_WORDS[mode]}"):
+        return NOT_YET
     members.set_delivery(ctx.s, member, mode, ctx.now, f"{mode} command")
     return {
         Delivery.DIGEST: "Done: from now on you get the digest instead of every post.",
@@ -239,6 +288,8 @@ def choose_alumni(ctx: Context) -> str:
         return "This list has no alumni mode; you can use 'digest' for fewer mails."
     if member.delivery == Delivery.ALUMNI:
         return "You are already in alumni mode."
+    if must_confirm(ctx, "alumni", [], f"you will get {DELIVERY_WORDS[Delivery.ALUMNI]}"):
+        return NOT_YET
     switch_to_alumni(ctx, member, "alumni command", found_work=False)
     return "Done: you are now in alumni mode."
 
@@ -267,6 +318,10 @@ def back(ctx: Context) -> str:
     member = members.get_member(ctx.s, ctx.lst.name, ctx.address)
     if member is None or member.status in (MemberStatus.LEFT, MemberStatus.PENDING):
         return join(ctx)  # a former member comes back through the usual confirmation
+    if (member.status == MemberStatus.DISABLED or member.delivery != Delivery.REGULAR) and (
+        must_confirm(ctx, "back", [], f"you will get {DELIVERY_WORDS[Delivery.REGULAR]} again")
+    ):
+        return NOT_YET
     changed = []
     if member.status == MemberStatus.DISABLED:
         members.activate(ctx.s, member, ctx.now, "re-enabled by 'back'")
@@ -332,6 +387,8 @@ def set_field(ctx: Context, words: list[str]) -> str:
         mine = f"Yours is {member.field}." if member.field else "You have not chosen one yet."
         return f"The fields are: {'; '.join(table)}. {mine} Send 'field NAME' to choose."
     if text.lower() in NONE_WORDS:
+        if must_confirm(ctx, "field", ["none"], "your field will be cleared"):
+            return NOT_YET
         members.set_field(ctx.s, member, "")
         return "Done: you no longer have a field."
     found = match_field(text, table)
@@ -339,6 +396,8 @@ def set_field(ctx: Context, words: list[str]) -> str:
         raise ListservError(
             f"'{text}' is not one of this list's fields; send 'field' alone to see them."
         )
+    if must_confirm(ctx, "field", [found], f"your field will be {found}"):
+        return NOT_YET
     members.set_field(ctx.s, member, found)
     return f"Done: your field is now {found}."
 
@@ -354,17 +413,23 @@ def leave(ctx: Context, subject: str, body: str, via_token: Member | None = None
     if member is None or member.status == MemberStatus.LEFT:
         raise not_member(ctx)
     if member.status == MemberStatus.PENDING:
-        members.remove(ctx.s, member, ctx.now, "left before confirming")
-        return "Your pending subscription is cancelled."
+        if must_confirm(ctx, "cancel", [], "your request to join will be cancelled"):
+            return NOT_YET
+        return cancel_pending(ctx, member)
     alumni = ctx.lst.alumni
     verdict = retention.classify_leave(subject, body, alumni.extra_job_phrases)
     offer = offers_alumni(ctx, member)
+    switch = verdict.found_work and offer and alumni.on_job_leave == "alumni"
+    if switch:  # rule 1, once the mail is known to be the member's
+        what = f"you will get {DELIVERY_WORDS[Delivery.ALUMNI]} instead of every post"
+        if must_confirm(ctx, "found-work", [verdict.phrase or ""], what):
+            return NOT_YET
     if member.delivery != Delivery.ALUMNI and verdict.outcome != LeaveOutcome.OTHER:
         # The pulse counts job leaves (a hiring signal) whatever happens next; the words
         # that decided it stay on the event.
         kind = EventKind.JOB_LEAVE if verdict.found_work else EventKind.UNSURE_LEAVE
         members.log_event(ctx.s, ctx.lst.name, member.address, kind, verdict.phrase or "", ctx.now)
-    if verdict.found_work and offer and alumni.on_job_leave == "alumni":  # rule 1
+    if switch:  # rule 1
         switch_to_alumni(ctx, member, f"found work: {verdict.phrase}")
         return "Congratulations! You are now in alumni mode; see my other note."
     asked = verdict.unsure or (verdict.found_work and alumni.on_job_leave == "ask")
@@ -393,6 +458,11 @@ def leave_reason(subject: str, body: str) -> str:
     for line in clean_text(subject, body).splitlines():
         seen.setdefault(" ".join(line.lower().split()), line.strip())
     return "\n".join(v for v in seen.values() if v)[:300] or "asked to leave"
+
+
+def cancel_pending(ctx: Context, member: Member) -> str:
+    members.remove(ctx.s, member, ctx.now, "left before confirming")
+    return "Your pending subscription is cancelled."
 
 
 def one_click_leave(ctx: Context, member: Member) -> None:
@@ -448,7 +518,13 @@ def apply_token(ctx: Context, token: str) -> str:
         )
     if tok.action != TokenAction.APPROVE_JOIN:  # an approving owner gets the result
         ctx.address = tok.address
-    return _ACTIONS[TokenAction(tok.action)](ctx, tok)
+    # The token was mailed to the member: what it was made for is the member's own answer
+    # (and nothing else in the same mail becomes so).
+    asked_by, ctx.authenticated = ctx.authenticated, None
+    try:
+        return _ACTIONS[TokenAction(tok.action)](ctx, tok)
+    finally:
+        ctx.authenticated = asked_by
 
 
 def _confirm_join(ctx: Context, tok: Token) -> str:
@@ -510,7 +586,48 @@ def _confirm_alumni(ctx: Context, tok: Token) -> str:
     return "You are now in alumni mode."
 
 
+def _found_work(ctx: Context, args: list[str]) -> str:
+    member = current_member(ctx)
+    if member.delivery == Delivery.ALUMNI:
+        return "You are already in alumni mode."
+    phrase = args[0] if args else ""
+    members.log_event(ctx.s, ctx.lst.name, member.address, EventKind.JOB_LEAVE, phrase, ctx.now)
+    switch_to_alumni(ctx, member, f"found work: {phrase}")
+    return "Congratulations! You are now in alumni mode; see my other note."
+
+
+def _cancel(ctx: Context, args: list[str]) -> str:
+    member = members.get_member(ctx.s, ctx.lst.name, ctx.address)
+    if member is None or member.status != MemberStatus.PENDING:
+        return "There was no pending subscription to cancel."
+    return cancel_pending(ctx, member)
+
+
+# What a confirmed CHANGE token does, by the change names must_confirm is given.
+CHANGES: dict[str, Callable[[Context, list[str]], str]] = {
+    "mode": lambda ctx, args: switch_mode(ctx, Delivery(args[0])),
+    "alumni": lambda ctx, args: choose_alumni(ctx),
+    "back": lambda ctx, args: back(ctx),
+    "field": set_field,
+    "found-work": _found_work,
+    "cancel": _cancel,
+}
+
+
+def _confirm_change(ctx: Context, tok: Token) -> str:
+    done = []
+    for change, *args in json.loads(tok.payload or "{}").get("changes", []):
+        try:
+            done.append(CHANGES[change](ctx, args))
+        except (KeyError, ValueError, IndexError):
+            log.warning("%s: token %s names an unknown change %r", ctx.lst.name, tok.token, change)
+        except ListservError as exc:
+            done.append(str(exc))
+    return " ".join(done) or "There was nothing to change."
+
+
 _ACTIONS = {
+    TokenAction.CHANGE: _confirm_change,
     TokenAction.JOIN: _confirm_join,
     TokenAction.APPROVE_JOIN: _approve_join,
     TokenAction.LEAVE: _confirm_leave,

@@ -34,6 +34,15 @@ class PostFacts:
     is_privileged: bool  # an owner or moderator
     our_list_id: bool  # already carries this list's List-Id: a loop
     duplicate: bool  # same sender, same Message-ID, within a day
+    our_marker: bool = False  # already carries this list's X-BeenThere: a loop (SPEC 6)
+    received: int = 0  # Received: lines, one per hop
+    auto_submitted: bool = False  # Auto-Submitted other than "no" (RFC 3834): not a person
+    auto_reply: bool = False  # an auto-responder's tell-tale header or subject
+    own_reply_depth: int = 0  # answers to the sender's own recent posts in a row, up the thread
+
+
+MAX_RECEIVED = 25  # more hops than this is a loop somewhere (SPEC 6)
+MAX_OWN_REPLIES = 2  # a reply to a reply to one's own post, within the hour: an auto-responder
 
 
 Rule = Callable[[PostFacts, ListConfig], bool]
@@ -45,6 +54,22 @@ def no_sender(f: PostFacts, lst: ListConfig) -> bool:
 
 def loop(f: PostFacts, lst: ListConfig) -> bool:
     return f.our_list_id
+
+
+def been_here(f: PostFacts, lst: ListConfig) -> bool:
+    return f.our_marker
+
+
+def too_many_hops(f: PostFacts, lst: ListConfig) -> bool:
+    return f.received > MAX_RECEIVED
+
+
+def automatic(f: PostFacts, lst: ListConfig) -> bool:
+    return f.auto_submitted or f.auto_reply
+
+
+def answers_itself(f: PostFacts, lst: ListConfig) -> bool:
+    return f.own_reply_depth >= MAX_OWN_REPLIES
 
 
 def duplicate(f: PostFacts, lst: ListConfig) -> bool:
@@ -76,7 +101,16 @@ NONMEMBER = "nonmember"  # resolved to the list's nonmember_posts action
 # Read top to bottom: the first rule that fires decides; no rule firing means accept.
 MODERATION: tuple[tuple[str, Rule, str], ...] = (
     ("no sender", no_sender, DISCARD),
-    ("loop: the post already carries this list's List-Id", loop, DISCARD),
+    # Loops are held for the owners, never distributed (SPEC 6): see LOOPS.
+    ("loop: the post already went through this list (X-BeenThere)", been_here, HOLD),
+    ("loop: the post already carries this list's List-Id", loop, HOLD),
+    (f"loop: more than {MAX_RECEIVED} Received: lines", too_many_hops, HOLD),
+    ("an automatic message (Auto-Submitted or an auto-responder)", automatic, HOLD),
+    (
+        "loop: answers the sender's own answer to their post (an auto-responder?)",
+        answers_itself,
+        HOLD,
+    ),
     ("duplicate Message-ID from the same sender", duplicate, DISCARD),
     ("owner or moderator", privileged, ACCEPT),
     ("open list", open_list, ACCEPT),
@@ -84,6 +118,14 @@ MODERATION: tuple[tuple[str, Rule, str], ...] = (
     ("the sender is not a member", not_member, NONMEMBER),
     ("the list is moderated", moderated, HOLD),
 )
+
+
+# The rules above that mean "a machine wrote this": the sender gets no "held" reply.
+LOOPS = frozenset({been_here, loop, too_many_hops, automatic, answers_itself})
+
+
+def is_loop(facts: PostFacts, lst: ListConfig) -> bool:
+    return any(rule(facts, lst) for rule in LOOPS)
 
 
 def decide(facts: PostFacts, lst: ListConfig) -> tuple[str, str]:

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from listserv.addresses import display, list_address
 from listserv.config import ListConfig, Site
-from listserv.headers import carries_list_id, list_id
+from listserv.headers import carries_list_id, carries_loop_marker, list_id
 from listserv.message import RawMessage
 from listserv.render import render_reply
 from listserv.store import outbound, tokens
@@ -31,7 +31,7 @@ def may_auto_reply(msg: RawMessage, mail_from: str, lst: ListConfig, site: Site)
         return False
     if msg.has("x-autoreply") or msg.has("x-autorespond"):
         return False
-    return not carries_list_id(msg, lst, site)
+    return not (carries_list_id(msg, lst, site) or carries_loop_marker(msg, lst, site))
 
 
 def list_from(lst: ListConfig, site: Site, suffix: str = "request") -> str:

@@ -21,6 +21,7 @@ from listserv.dmarc import DmarcPolicies, default_resolver
 from listserv.errors import ConfigError
 from listserv.inbound import InboundWorker
 from listserv.scheduler import Scheduler
+from listserv.sender_auth import SenderAuths, TxtLookup
 from listserv.smtp import Handler, protocol_factory
 from listserv.store import Store, open_store
 from listserv.web import make_app
@@ -47,14 +48,23 @@ def ensure_secret(path: Path) -> bytes:
 
 
 class Server:
-    """Everything `serve` runs; tests start it in-process with their own DMARC resolver."""
+    """Everything `serve` runs; tests start it in-process with their own DMARC resolver and
+    DKIM key lookup (dkim_txt: a sender_auth.TxtLookup)."""
 
-    def __init__(self, cfg: Config, *, dmarc: DmarcPolicies | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        dmarc: DmarcPolicies | None = None,
+        dkim_txt: TxtLookup | None = None,
+    ) -> None:
         self.cfg = cfg
         self.store: Store = open_store(cfg.database_url, upgrade=cfg.server.auto_upgrade)
         self.dmarc = dmarc if dmarc is not None else DmarcPolicies(default_resolver())
         self.deliverer = Deliverer(self.store, self.config, on_failure=bounces.delivery_failed)
-        self.inbound = InboundWorker(self.store, self.config, self.dmarc, self.deliverer.wake)
+        self.inbound = InboundWorker(
+            self.store, self.config, self.dmarc, self.deliverer.wake, SenderAuths(dkim_txt)
+        )
         self.scheduler = Scheduler(self.store, self.config, self.deliverer.wake)
         self.stop_event = asyncio.Event()
         self.smtp_server: asyncio.Server | None = None

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from listserv.addresses import is_valid_address, split_recipient
+from listserv.addresses import is_postmaster, is_valid_address, split_recipient
 from listserv.config import Config
 from listserv.store import Store, inbound
 
@@ -40,6 +40,9 @@ class Handler:
         cfg = self.config()
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients; send the rest in another transaction"
+        if is_postmaster(address, cfg.server.domain):  # SPEC 3, RFC 5321 4.5.1
+            envelope.rcpt_tos.append(f"postmaster@{cfg.server.domain}")
+            return "250 2.1.5 OK"
         if not is_valid_address(address):
             return "553 5.1.3 That is not a valid address"
         if address.rpartition("@")[2].lower() != cfg.server.domain:

@@ -63,6 +63,8 @@ class TokenAction(StrEnum):
     ALUMNI = "alumni"
     APPROVE_JOIN = "approve-join"
     ANNOUNCE = "announce"  # after 'back': one post to the list through NAME-announce+TOKEN
+    UNSUBSCRIBED = "unsubscribed"  # a left member's old unsubscribe token, spent
+    CHANGE = "change"  # a membership change asked for by mail not known to be the member's
 
 
 class EventKind(StrEnum):

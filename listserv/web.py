@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -55,6 +57,25 @@ ACTION_WORDS = {  # action: (heading, what pressing the button does, button)
 }
 
 
+def one_click_body(body: bytes) -> bool:
+    """Whether a POST body is RFC 8058's List-Unsubscribe=One-Click, form-encoded either way.
+
+    >>> one_click_body(b"List-Unsubscribe=One-Click"), one_click_body(b"")
+    (True, False)
+    """
+    if len(body) > 10_000:
+        return False
+    text = body.decode("latin-1")
+    if parse_qs(text.strip()).get("List-Unsubscribe") == ["One-Click"]:
+        return True
+    return bool(_MULTIPART_ONE_CLICK.search(text))  # multipart/form-data, as some clients send
+
+
+_MULTIPART_ONE_CLICK = re.compile(
+    r'name="?List-Unsubscribe"?\s*\r?\n(?:[^\r\n]+\r?\n)*\r?\nOne-Click\r?\n', re.I
+)
+
+
 def page(
     title: str,
     *paragraphs: str,
@@ -91,7 +112,7 @@ def make_app(
     def unsubscribe(token: str, one_click: bool) -> tuple[int, str]:
         cfg, now = config(), datetime.now(UTC)
         with store.session() as s:
-            member = members.member_by_token(s, token)
+            member = members.member_by_token(s, token) or members.former_member(s, token)
             lst = cfg.lists.get(member.list_name) if member else None
             if member is None or lst is None:
                 return 404, ""
@@ -108,7 +129,7 @@ def make_app(
 
     async def unsub(request: Request) -> Response:
         token = request.path_params["token"]
-        if request.method == "GET":
+        if request.method == "GET" or not one_click_body(await request.body()):
             status, title = await asyncio.to_thread(unsubscribe, token, False)
             if status == 404:
                 return gone()

@@ -44,6 +44,7 @@ def config_text(
     list_extra: str = "",
     name: str = "networking",
     dmarc: str = "none",
+    sender_auth: str = "none",
 ) -> str:
     return (
         textwrap.dedent(f"""\
@@ -55,6 +56,7 @@ def config_text(
         database = "{database}"
         relay = "{relay}"
         retry_initial = "1s"
+        sender_auth = "{sender_auth}"
         """)
         + server_extra
         + textwrap.dedent(f"""
@@ -200,6 +202,8 @@ async def server_factory(tmp_path: Path, sink: Sink) -> AsyncIterator[Callable]:
         records: dict | None = None,
         folder: Path | None = None,
         dmarc: str = "none",
+        sender_auth: str = "none",
+        dkim_txt: Callable | None = None,
     ) -> Server:
         c = make_config(
             folder or tmp_path,
@@ -207,8 +211,12 @@ async def server_factory(tmp_path: Path, sink: Sink) -> AsyncIterator[Callable]:
             list_extra=list_extra,
             server_extra=server_extra,
             dmarc=dmarc,
+            sender_auth=sender_auth,
         )
-        srv = Server(c, dmarc=DmarcPolicies(FakeResolver(records)))
+        # No test asks the real DNS for DKIM keys: a lookup finds none unless dkim_txt is given.
+        srv = Server(
+            c, dmarc=DmarcPolicies(FakeResolver(records)), dkim_txt=dkim_txt or (lambda name: None)
+        )
         await srv.start()
         started.append(srv)
         return srv

@@ -20,6 +20,8 @@ log = logging.getLogger("listserv.bounces.score")
 
 PROBE_GRACE = timedelta(days=3)  # a probe with no bounce this long after it re-enables
 PROBE_EVERY = timedelta(days=7)
+# A bounce counts only for a copy sent within this time: MTAs give up after about 5 days.
+SENT_WITHIN = timedelta(days=14)
 
 
 def handle_bounce(
@@ -51,6 +53,10 @@ def handle_bounce(
         member = members.get_member(s, lst.name, address)
         if member is None or member.status == MemberStatus.LEFT:
             log.info("%s: bounce for %s, who is not a member; dropped", lst.name, address)
+        elif not outbound.sent_to(s, lst.name, address, now - SENT_WITHIN):
+            log.info(
+                "%s: bounce for %s, to whom nothing was sent; forged? dropped", lst.name, address
+            )
         elif not permanent:
             members.log_event(
                 s, lst.name, address, EventKind.BOUNCE_TEMPORARY, "delayed delivery", now

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import pkgutil
 import re
+from collections.abc import Callable
 
 from sqlmodel import Session
 
 from listserv import membership
-from listserv.addresses import list_address
+from listserv.addresses import list_address, sender_address
 from listserv.commands.registry import COMMANDS, Context, Outcome, lookup
 from listserv.config import Config, ListConfig, Site
 from listserv.errors import ListservError
 from listserv.fields import match_field
-from listserv.membership import Reply, send_replies
+from listserv.membership import (
+    NOT_YET,
+    Reply,
+    ask_to_confirm_changes,
+    asked_already,
+    send_replies,
+)
 from listserv.message import Incoming
 from listserv.notices import may_auto_reply, reply
+from listserv.sender_auth import SenderAuth
+from listserv.states import Delivery
 from listserv.store import members
 from listserv.text import own_lines, strip_markers
 
@@ -78,7 +88,7 @@ def run(ctx: Context, lines: list[list[str]]) -> None:
         cmd = lookup(words[0])
         if cmd is None:
             continue
-        shown = clean_arg(" ".join(words))
+        shown = clean_arg(" ".join(words if trusted(ctx) else known_words(words)))
         before = len(ctx.results)
         try:
             outcome = cmd.run(ctx, [clean_arg(w) for w in words[1:]])
@@ -93,15 +103,73 @@ def run(ctx: Context, lines: list[list[str]]) -> None:
             break
 
 
+# Commands that change no membership at once (a join is confirmed by mail anyway).
+READING = frozenset({"help", "info", "end", "confirm", "join", "subscribe"})
+
+
+def trusted(ctx: Context) -> bool:
+    """Whether the mail came from the member's address (a token, or authenticated): only then
+    may a results line quote what the sender wrote beyond the command words (issue 10)."""
+    return ctx.authenticated is None or ctx.authenticated()
+
+
+def known_words(words: list[str]) -> list[str]:
+    """A command line as it may be quoted to an unauthenticated address: its command word and
+    the arguments that are command words or delivery modes; anything else becomes '...'.
+
+    >>> known_words(["leave", "Buy", "pills", "digest"])
+    ['leave', '...', 'digest']
+    """
+    shown = [words[0]]
+    for word in words[1:]:
+        known = lookup(word) is not None or word.lower() in tuple(Delivery)
+        if known:
+            shown.append(word)
+        elif shown[-1] != "...":
+            shown.append("...")
+    return shown
+
+
+def sender_check(ctx: Context, inc: Incoming, auth: SenderAuth | None) -> Callable[[], bool]:
+    """Is this mail from the member's own address? Through their token, or authenticated as
+    its From: address by `sender_auth` (SPEC 5, "Only the member changes a membership").
+    Asked only when a change is about to be made, and then once: DKIM may wait on DNS."""
+    from_address = sender_address(inc.msg.get("from"))
+
+    @functools.cache
+    def verified() -> bool:
+        if auth is None or from_address is None or from_address != ctx.address:
+            return False
+        verdict = auth.authenticated(inc.raw, from_address)
+        log.debug(
+            "%s: mail from %s: %s (%s)", ctx.lst.name, from_address, verdict.ok, verdict.detail
+        )
+        return verdict.ok
+
+    return lambda: ctx.via_token is not None or verified()
+
+
 # Which command a single-purpose address stands for (SPEC section 3).
 ADDRESS_COMMANDS = {"join": "join", "subscribe": "join", "leave": "leave", "unsubscribe": "leave"}
 
 
 def handle_command_mail(
-    s: Session, cfg: Config, lst: ListConfig, site: Site, inc: Incoming, suffix: str, detail: str
+    s: Session,
+    cfg: Config,
+    lst: ListConfig,
+    site: Site,
+    inc: Incoming,
+    suffix: str,
+    detail: str,
+    auth: SenderAuth | None = None,
 ) -> None:
     """Mail to -request, -join, -leave[+TOKEN], -alumni+TOKEN or -confirm+TOKEN: run it and
-    answer once."""
+    answer once.
+
+    A change it asks for is made at once only when it came through the member's token or
+    sender_check says the mail is the member's own; else one confirmation goes to the member's
+    address (auth None: never authenticated).
+    """
     address = inc.sender
     if address is None:
         log.debug("%s-%s: no sender address; ignored", lst.name, suffix)
@@ -110,10 +178,13 @@ def handle_command_mail(
     ctx = Context(
         s=s, cfg=cfg, lst=lst, site=site, now=inc.now, address=address, subject=subject, body=body
     )
+    ctx.authenticated = sender_check(ctx, inc, auth)
     automated = not may_auto_reply(inc.msg, inc.mail_from, lst, site)
     lines: list[list[str]] = []
     if suffix in ("leave", "alumni") and detail:  # a member token: one step, no questions
         member = members.member_by_token(s, detail)
+        if member is None and suffix == "leave":
+            member = members.former_member(s, detail)  # a spent token: "you have left"
         if member is None or member.list_name != lst.name:
             log.debug("%s: %s with an unknown token from %s", lst.name, suffix, address)
             if not automated:
@@ -143,14 +214,22 @@ def handle_command_mail(
         lines = command_lines(subject, body)
     if not lines and not ctx.results:  # a reply naming just a field, as the notes invite
         lines = field_reply(lst, body)
+    if any(words[0].lower() not in READING for words in lines):
+        trusted(ctx)  # ask now, before a command writes: DKIM may wait on DNS (issue 10)
     if not lines and not ctx.results:  # "thank you!" to a welcome: a short, kind answer
         answer_no_command(ctx, inc)
         return
     run(ctx, lines)
+    only_changes = bool(ctx.deferred) and all(text == NOT_YET for _, text in ctx.results)
+    if only_changes and asked_already(ctx):
+        log.debug("%s: %s was already asked to confirm these changes", lst.name, ctx.address)
+        return
+    ask_to_confirm_changes(ctx)
     if automated:  # a machine's token leave is honoured, never answered
         log.debug("%s: no reply to %s (auto-submitted, bulk or looping mail)", lst.name, address)
         return
-    send_replies(ctx, ctx.results, inc.message_id or None)
+    # Changes only: the confirmation alone says it all (one reply, SPEC 5).
+    send_replies(ctx, None if only_changes else ctx.results, inc.message_id or None)
 
 
 # "Stop" means stop (issue 9): a command mail saying only one of these is a leave.

@@ -5,16 +5,16 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, SQLModel, col, select
 
-from listserv.states import LIVE, Delivery, EventKind, MemberStatus
+from listserv.states import LIVE, Delivery, EventKind, MemberStatus, TokenAction
 from listserv.store import rowcount
-from listserv.store.tables import Event, ListState, Member
+from listserv.store.tables import Event, ListState, Member, Token
 
 
 def new_token() -> str:
@@ -40,6 +40,19 @@ def get_member(s: Session, list_name: str, address: str) -> Member | None:
 
 def member_by_token(s: Session, token: str) -> Member | None:
     return s.exec(select(Member).where(col(Member.token) == token)).first()
+
+
+FORMER_TOKEN_KEPT = timedelta(days=365)
+
+
+def former_member(s: Session, token: str) -> Member | None:
+    """The member who left with this (old) unsubscribe token, while they are still gone; None
+    once they are back: their old links are dead."""
+    tok = s.get(Token, token.strip().lower())
+    if tok is None or tok.action != TokenAction.UNSUBSCRIBED:
+        return None
+    member = get_member(s, tok.list_name, tok.address)
+    return member if member is not None and member.status == MemberStatus.LEFT else None
 
 
 def log_event(
@@ -91,7 +104,24 @@ def activate(s: Session, member: Member, now: datetime, reason: str) -> None:
 
 
 def remove(s: Session, member: Member, now: datetime, reason: str) -> None:
-    """Mark the member as left (kept for the record and the pulse, never mailed again)."""
+    """Mark the member as left (kept for the record and the pulse, never mailed again).
+
+    The unsubscribe token changes, so an old link never removes a re-added member (SPEC 9);
+    the old one is kept as a spent token, so a second click still says "you have left".
+    """
+    if member.status != MemberStatus.LEFT:
+        s.add(
+            Token(
+                token=member.token,
+                list_name=member.list_name,
+                address=member.address,
+                action=TokenAction.UNSUBSCRIBED,
+                created_at=now,
+                expires_at=now + FORMER_TOKEN_KEPT,
+                used_at=now,
+            )
+        )
+        member.token = new_token()
     member.status = MemberStatus.LEFT
     member.left_at = now
     member.left_reason = reason[:500]

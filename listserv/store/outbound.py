@@ -47,6 +47,7 @@ def add_outbound(
         existing = s.exec(select(Outbound).where(col(Outbound.post_id) == post_id)).first()
         if existing:
             return existing
+    raw = raw.replace(b"\x00", b"")  # NUL is never valid in mail (RFC 5322); relays choke on it
     row = Outbound(list_name=list_name, kind=kind, raw=raw, created_at=now, post_id=post_id)
     s.add(row)
     s.flush()
@@ -266,3 +267,20 @@ def copies(
         if len(rows) < page:
             return
         after_id = rows[-1].id or after_id
+
+
+def sent_to(s: Session, list_name: str, address: str, since: datetime) -> bool:
+    """Whether a copy of this list's mail was sent to address since a time: only such a copy
+    can bounce (a forged bounce for someone we sent nothing to counts for nothing; issue 10)."""
+    q = (
+        select(col(Delivery.id))
+        .join(Outbound, col(Outbound.id) == col(Delivery.outbound_id))
+        .where(
+            col(Delivery.recipient) == address,
+            col(Delivery.state) == CopyState.SENT,
+            col(Delivery.sent_at) >= since,
+            col(Outbound.list_name) == list_name,
+        )
+        .limit(1)
+    )
+    return s.exec(q).first() is not None

@@ -31,6 +31,27 @@ def is_duplicate(s: Session, list_name: str, sender: str, message_id: str, now: 
     return s.exec(q).first() is not None
 
 
+def own_reply_depth(
+    s: Session, list_name: str, sender: str, in_reply_to: str, since: datetime, limit: int = 3
+) -> int:
+    """How many posts in a row up the In-Reply-To chain are the sender's own, received since
+    a time (at most limit): an auto-responder answering its own copies makes a long one."""
+    depth = 0
+    while in_reply_to and depth < limit:
+        parent = s.exec(
+            select(col(Post.in_reply_to)).where(
+                col(Post.list_name) == list_name,
+                col(Post.sender) == sender,
+                col(Post.message_id) == in_reply_to,
+                col(Post.received_at) >= since,
+            )
+        ).first()
+        if parent is None:
+            break
+        depth, in_reply_to = depth + 1, parent
+    return depth
+
+
 def thread_key_for(s: Session, list_name: str, in_reply_to: str, references: Sequence[str]) -> str:
     """The thread's first Message-ID, from the parent post when we have it."""
     for parent_id in [in_reply_to, *reversed(references)]:

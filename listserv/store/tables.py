@@ -103,6 +103,7 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("outbound_id", "recipient"),
         Index("ix_delivery_due", "state", "next_attempt_at"),
+        Index("ix_delivery_recipient", "recipient", "state"),  # did a bounce's copy go out?
     )
     id: int | None = Field(default=None, primary_key=True)
     outbound_id: int = Field(index=True)

@@ -37,6 +37,26 @@ def sample(name: str) -> bytes:
     return (DATA / name).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
+def sent_copies(store: Store, *addresses: str, at: datetime | None = None) -> None:
+    """Record a post's copy as sent to each address at `at`: only such a copy can bounce."""
+    when = at or datetime.now(UTC)
+    with store.session() as s:
+        out = Outbound(list_name="networking", kind="post", raw=b"x", created_at=when)
+        s.add(out)
+        s.flush()
+        for address in addresses:
+            s.add(
+                Delivery(
+                    outbound_id=out.id,  # type: ignore[arg-type]
+                    recipient=address,
+                    state="sent",
+                    created_at=when,
+                    next_attempt_at=when,
+                    sent_at=when,
+                )
+            )
+
+
 # --- through a running server -------------------------------------------------------------------
 
 
@@ -54,8 +74,9 @@ def inbound_done(srv) -> bool:  # type: ignore[no-untyped-def]
 
 
 def queued_copies(srv) -> list[Delivery]:  # type: ignore[no-untyped-def]
+    """Copies waiting to go out (the ones sent_copies recorded are not)."""
     with srv.store.session() as s:
-        return list(s.exec(select(Delivery)))
+        return list(s.exec(select(Delivery).where(Delivery.state != "sent")))
 
 
 @pytest.mark.parametrize("name", SAMPLES)
@@ -63,6 +84,7 @@ async def test_sample_bounce_scores_every_member_it_names_and_is_never_answered(
     """Each real-world DSN to the bounce address scores its failed members; nobody gets any mail."""
     permanent, temporary = EXPECTED[name]["permanent"], EXPECTED[name]["temporary"]
     add_members(server, *permanent, *temporary, "bystander@example.com")
+    sent_copies(server.store, *permanent, *temporary, "bystander@example.com")
     rcpt = f"networking-bounces+ann=example.com@{DOMAIN}" if name == "verp.eml" else BOUNCES
 
     await asend(server.smtp_port, "", rcpt, sample(name))
@@ -80,6 +102,7 @@ async def test_sample_bounce_scores_every_member_it_names_and_is_never_answered(
 async def test_delayed_dsn_is_logged_as_temporary(server):
     """A 'still being retried' DSN leaves a bounce-temporary event and no score."""
     add_members(server, "dan@slow.example.com")
+    sent_copies(server.store, "dan@slow.example.com")
 
     await asend(server.smtp_port, "", BOUNCES, sample("postfix_delayed.eml"))
 
@@ -94,6 +117,7 @@ async def test_delayed_dsn_is_logged_as_temporary(server):
 async def test_verp_bounce_hits_exactly_the_encoded_member(server, sink):
     """A DSN to NAME-bounces+ann=example.com@ scores ann, whatever address the DSN itself names."""
     add_members(server, "ann@example.com", "bob@example.net")
+    sent_copies(server.store, "ann@example.com", "bob@example.net")
 
     await asend(
         server.smtp_port, "", f"networking-bounces+ann=example.com@{DOMAIN}", sample("postfix.eml")
@@ -233,7 +257,8 @@ def bstore(bcfg: Config) -> Store:
 
 
 def bounce(store: Store, cfg: Config, when: datetime, address: str = "bob@example.net") -> None:
-    """A permanent VERP bounce for address arriving at `when`."""
+    """A permanent VERP bounce for address arriving at `when`, of a copy sent an hour before."""
+    sent_copies(store, address, at=when - timedelta(hours=1))
     with store.session() as s:
         bouncing.handle_bounce(
             s,
@@ -258,12 +283,12 @@ def bob(store: Store) -> Member:
 
 
 def mail_to(store: Store, address: str) -> list[str]:
-    """Subjects of every message queued to address, oldest first."""
+    """Subjects of every notice queued to address, oldest first."""
     with store.session() as s:
         q = (
             select(Outbound.raw)
             .join(Delivery, Delivery.outbound_id == Outbound.id)
-            .where(Delivery.recipient == address)
+            .where(Delivery.recipient == address, Outbound.kind == "notice")
             .order_by(Delivery.id)
         )
         # strip(): CPython keeps the blank before a Subject folded right after its colon
@@ -396,3 +421,41 @@ def test_a_bounce_after_a_quiet_spell_starts_the_score_afresh(bcfg, bstore):
     bounce(bstore, bcfg, MON + 9 * DAY)
 
     assert bob(bstore).bounce_score == 1
+
+
+async def test_forged_verp_bounce_for_a_member_sent_nothing_adds_no_point(server, sink):
+    """A bounce to NAME-bounces+ann=example.com@ when no copy went to ann counts for nothing."""
+    add_members(server, "ann@example.com")
+
+    await asend(
+        server.smtp_port, "", f"networking-bounces+ann=example.com@{DOMAIN}", sample("postfix.eml")
+    )
+
+    await wait_for(lambda: inbound_done(server), what="the bounce to be handled")
+    assert member(server, "ann@example.com").bounce_score == 0  # type: ignore[union-attr]
+
+
+async def test_dsn_naming_a_member_sent_nothing_adds_no_point(server, sink):
+    """A plain DSN naming a member counts only when a copy was really sent to that member."""
+    add_members(server, "bob@example.net")  # postfix.eml names bob
+
+    await asend(server.smtp_port, "", BOUNCES, sample("postfix.eml"))
+
+    await wait_for(lambda: inbound_done(server), what="the bounce to be handled")
+    assert member(server, "bob@example.net").bounce_score == 0  # type: ignore[union-attr]
+
+
+def test_bounce_of_a_copy_sent_long_ago_adds_no_point(bcfg, bstore):
+    """Only a recent copy can bounce: one sent a month before the bounce does not count."""
+    sent_copies(bstore, "ann@example.com", at=MON - 30 * DAY)
+    with bstore.session() as s:
+        bouncing.handle_bounce(
+            s,
+            bcfg.lists["networking"],
+            Site.of(bcfg.server),
+            sample("postfix.eml"),
+            "ann=example.com",
+            MON,
+        )
+    with bstore.session() as s:
+        assert members.get_member(s, "networking", "ann@example.com").bounce_score == 0  # type: ignore[union-attr]

@@ -119,3 +119,39 @@ async def test_page_escapes_html_in_addresses(server, web):
         )
     page = await web.get(f"/c/{tok.token}")
     assert "<b>x</b>" not in page.text and "&lt;b&gt;" in page.text
+
+
+@pytest.mark.parametrize("body", [b"", b"unsubscribe=yes", b"List-Unsubscribe=Maybe"])
+async def test_post_without_the_one_click_body_shows_the_button_and_changes_nothing(
+    server, web, body
+):
+    """POST /u/TOKEN without List-Unsubscribe=One-Click (a link scanner) is the button page."""
+    add_members(server, ANN)
+    token = member(server).token
+    resp = await web.post(
+        f"/u/{token}", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert resp.status_code == 200 and "<button" in resp.text
+    assert member(server).status == "active"
+
+
+async def test_one_click_post_as_multipart_form_data_unsubscribes(server, web):
+    """RFC 8058 allows multipart/form-data too; some mail providers send it."""
+    add_members(server, ANN)
+    resp = await web.post(
+        f"/u/{member(server).token}", files={"List-Unsubscribe": (None, "One-Click")}
+    )
+    assert resp.status_code == 200
+    assert member(server).status == "left"
+
+
+async def test_old_unsubscribe_link_never_removes_a_re_added_member(server, sink, web):
+    """The token changes at a leave: after an admin re-add, the old link is dead (404)."""
+    add_members(server, ANN)
+    old = member(server).token
+    assert (await web.post(f"/u/{old}", data=ONE_CLICK)).status_code == 200
+    new = member(server).token
+    assert new != old
+    add_members(server, ANN)  # an organiser adds her back
+    assert (await web.post(f"/u/{old}", data=ONE_CLICK)).status_code == 404
+    assert member(server).status == "active" and member(server).token == new

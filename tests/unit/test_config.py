@@ -46,6 +46,7 @@ def test_defaults_fill_everything_not_set(tmp_path):
     assert server.listen == "127.0.0.1:8025" and server.protocol == "smtp"
     assert server.max_message_bytes == 10 * 1024 * 1024
     assert server.retry_seconds == 5 * 86400 and server.retry_initial_seconds == 30
+    assert server.sender_auth == "dkim" and server.postmaster == ()
     lst = cfg.list("networking")
     assert lst.name == "networking" and lst.owners == ("owner@example.org",)
     assert (lst.posting, lst.nonmember_posts, lst.subscription, lst.reply_to) == (
@@ -81,6 +82,9 @@ def test_example_config_validates():
         ('[lists.a.digest]\nschedule = "every monday"\n', "lists.a.digest.schedule"),
         ("[lists.a]\n[lists.A]\n", "same list"),
         ("[server\n", "not valid TOML"),
+        ('[server]\nsender_auth = "spf"\n', "server.sender_auth"),
+        ('[server]\nsender_auth = "mta:"\n', "'mta:AUTHSERV-ID'"),
+        ('[server]\npostmaster = ["nobody"]\n', "server.postmaster"),
     ],
 )
 def test_bad_config_names_file_key_and_problem(tmp_path, snippet, expected):

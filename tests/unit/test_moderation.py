@@ -13,6 +13,11 @@ OWNER = PostFacts("owner@example.org", False, True, False, False)
 NO_SENDER = PostFacts(None, False, False, False, False)
 LOOP = PostFacts("ann@example.com", True, False, True, False)
 DUPLICATE = PostFacts("ann@example.com", True, False, False, True)
+MARKED = PostFacts("owner@example.org", True, True, False, False, our_marker=True)
+HOPS = PostFacts("owner@example.org", True, True, False, False, received=26)
+AUTO = PostFacts("owner@example.org", True, True, False, False, auto_submitted=True)
+RESPONDER = PostFacts("ann@example.com", True, False, False, False, auto_reply=True)
+ECHO = PostFacts("ann@example.com", True, False, False, False, own_reply_depth=2)
 
 
 def policy(**kw: str) -> ListConfig:
@@ -33,9 +38,20 @@ def policy(**kw: str) -> ListConfig:
         (MEMBER, policy(posting="announce", nonmember_posts="reject"), REJECT),
         (OWNER, policy(posting="announce"), ACCEPT),
         (NO_SENDER, policy(posting="open"), DISCARD),
-        (LOOP, policy(posting="open"), DISCARD),
+        (LOOP, policy(posting="open"), HOLD),
+        (MARKED, policy(posting="open"), HOLD),
+        (HOPS, policy(posting="open"), HOLD),
+        (PostFacts("ann@example.com", True, False, False, False, received=25), policy(), ACCEPT),
+        (AUTO, policy(posting="open"), HOLD),
+        (RESPONDER, policy(), HOLD),
+        (ECHO, policy(), HOLD),
+        (
+            PostFacts("ann@example.com", True, False, False, False, own_reply_depth=1),
+            policy(),
+            ACCEPT,
+        ),
         (DUPLICATE, policy(), DISCARD),
-        (PostFacts("owner@example.org", False, True, True, False), policy(), DISCARD),
+        (PostFacts("owner@example.org", False, True, True, False), policy(), HOLD),
     ],
 )
 def test_moderation_table_decides_by_the_first_rule_that_fires(facts, lst, action):

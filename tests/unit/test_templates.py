@@ -302,6 +302,11 @@ def sample_contexts(tmp_path: Path) -> dict[str, dict]:
         },
         "member/bad_token.txt": {},
         "member/confirm_join.txt": {**confirm, "delivery": "digest"},
+        "member/confirm_change.txt": {
+            **confirm,
+            "changes": [["mode", "digest"]],
+            "what": ["you will get a digest of the posts"],
+        },
         "member/confirm_leave.txt": {
             **confirm,
             **links,
