@@ -32,6 +32,7 @@ DELIVERY_WORDS = {
     Delivery.ALUMNI: "the low-volume alumni update",
 }
 MODES = tuple(Delivery)
+BACK_REASON = "back: looking again"  # the reason of the switch 'back' makes (/metrics counts it)
 
 
 @dataclass
@@ -211,7 +212,7 @@ def back(ctx: Context) -> str:
         members.activate(ctx.s, member, ctx.now, "re-enabled by 'back'")
         changed.append("delivery is switched on again")
     if member.delivery != Delivery.REGULAR:
-        members.set_delivery(ctx.s, member, Delivery.REGULAR, ctx.now, "back: looking again")
+        members.set_delivery(ctx.s, member, Delivery.REGULAR, ctx.now, BACK_REASON)
         changed.append("you get every post again")
     if not changed:
         return "You already get every post; nothing to change."
@@ -237,6 +238,9 @@ def leave(ctx: Context, subject: str, body: str, via_token: Member | None = None
         members.log_event(
             ctx.s, ctx.lst.name, member.address, EventKind.JOB_LEAVE, verdict.phrase or "", ctx.now
         )
+    elif not verdict.found_work:  # the other outcomes, counted by /metrics
+        kind = EventKind.UNSURE_LEAVE if verdict.unsure else EventKind.OTHER_LEAVE
+        members.log_event(ctx.s, ctx.lst.name, member.address, kind, verdict.phrase or "", ctx.now)
     job_leave = verdict.found_work and alumni.enabled and member.delivery != Delivery.ALUMNI
     if job_leave and alumni.on_job_leave == "alumni":  # rule 1
         switch_to_alumni(ctx, member, f"found work: {verdict.phrase}")
