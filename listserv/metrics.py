@@ -81,13 +81,15 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
         now = self.clock()
-        with self.lock, self.store.session() as s:
+        with self.lock, self.store.reading() as s:
             members = counts.members_by_mode(s)
             posts = counts.posts_by_status(s)
             events = counts.events_by_kind(s)
-            returns = counts.events_with_reason(s, EventKind.mode(Delivery.REGULAR), BACK_REASON)
+            lists = sorted({name for name, _ in events})
+            back = EventKind.mode(Delivery.REGULAR)
+            returns = counts.events_with_reason(s, lists, back, BACK_REASON)
             inbound = counts.inbound_unfinished(s)
-            queue = counts.queue(s)
+            queue = counts.queue(s, now)
             failed = counts.copies_failed(s)
             made = self.copy_rows.count(s, now)
         yield from _posts(posts)
@@ -137,7 +139,7 @@ def _posts(posts: dict[tuple[str, str], int]) -> Iterator[Metric]:
 
 
 def _copies(queue: counts.Queue, failed: int, made: int, now: datetime) -> Iterator[Metric]:
-    unsent = queue.new + queue.deferred + queue.sending
+    unsent = queue.due + queue.deferred + queue.sending
     yield CounterMetricFamily(
         "listserv_copies_sent", "Copies the relay accepted.", value=made - unsent - failed
     )
@@ -146,11 +148,11 @@ def _copies(queue: counts.Queue, failed: int, made: int, now: datetime) -> Itera
     )
     depth = GaugeMetricFamily(
         "listserv_queue_copies",
-        "Copies not yet sent: new (no try yet), deferred (a temporary failure, to be retried), "
-        "sending (claimed by a worker now).",
+        "Copies not yet sent: due (to go as soon as a worker is free), deferred (a temporary "
+        "failure, waiting for the retry time), sending (claimed by a worker now).",
         labels=["state"],
     )
-    depth.add_metric(["new"], queue.new)
+    depth.add_metric(["due"], queue.due)
     depth.add_metric(["deferred"], queue.deferred)
     depth.add_metric(["sending"], queue.sending)
     yield depth
