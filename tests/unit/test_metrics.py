@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import json
+import re
 from datetime import timedelta
+from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert
 
-from listserv.metrics import CopyRows
-from listserv.store import Store
-from listserv.store.tables import Delivery
+from listserv.metrics import CopyRows, Metrics
+from listserv.store import Store, members
+from listserv.store.tables import Delivery, Post
 from tests.conftest import NOW
 
 _serial = itertools.count()
@@ -60,3 +64,17 @@ def test_copy_count_without_a_lag_keeps_everything_it_has_seen(store):
     with store.reading() as s:
         assert rows.count(s, NOW) == 7
     assert (rows.upto, rows.below) == (7, 7)
+
+
+def test_the_grafana_dashboard_asks_only_for_series_metrics_exposes(store):
+    """Every listserv_* name in deploy/grafana-dashboard.json is a sample /metrics can show."""
+    add(store, 1)
+    with store.session() as s:
+        members.upsert_member(s, "networking", "ann@example.com", NOW, status="active")
+        members.log_event(s, "networking", "ann@example.com", "join", "test", NOW)
+        s.add(Post(list_name="networking", received_at=NOW, raw=b"x"))
+    text = Metrics(store).exposition().decode()
+    exposed = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    dashboard = (Path(__file__).parents[2] / "deploy" / "grafana-dashboard.json").read_text()
+    asked = set(re.findall(r"listserv_[a-z_]+", json.dumps(json.loads(dashboard)["panels"])))
+    assert asked and asked <= exposed, asked - exposed
