@@ -41,7 +41,8 @@ class CopyRows:
 
     Rows are never deleted, so below a watermark that every writer has passed the count is
     fixed: it is kept, and each scrape counts only the rows above it (a primary-key range).
-    The watermark is the largest id seen at least `lag` ago (SQLite has one writer: no lag).
+    The watermark is the largest id seen at least `lag` ago (SQLite has one writer: no lag);
+    at the first scrape, the last copy made twice the lag ago.
     """
 
     def __init__(self, lag: timedelta) -> None:
@@ -51,6 +52,11 @@ class CopyRows:
         self.seen: deque[tuple[datetime, int]] = deque()  # (when, largest id then)
 
     def count(self, s: Session, now: datetime) -> int:
+        if self.lag and not self.seen:  # the first scrape: start below the copies made lately
+            safe = counts.last_copy_before(s, now - 2 * self.lag)
+            if safe > self.upto:
+                self.below, _ = counts.copy_rows(s, 0, safe)
+                self.upto = safe
         above, top = counts.copy_rows(s, self.upto)
         total = self.below + above
         self.seen.append((now, top))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func
@@ -77,7 +77,9 @@ def _copies(s: Session, state: str, *where: Any) -> int:
 def queue(s: Session, now: datetime) -> Queue:
     """The unsent copies: three counts over the due index and one row; no table scan."""
     waiting = col(Delivery.next_attempt_at) > now
-    first = select(func.min(col(Delivery.id))).where(col(Delivery.state).in_(UNSENT))
+    # id + 0: a bare min(id) lets PostgreSQL walk the primary key past every sent copy
+    # (1.2 s for 3 million); this way it reads the unsent range of the due index.
+    first = select(func.min(col(Delivery.id) + 0)).where(col(Delivery.state).in_(UNSENT))
     oldest = s.exec(
         select(col(Delivery.created_at)).where(col(Delivery.id) == first.scalar_subquery())
     ).first()  # ids grow with time: the lowest unsent id is the oldest copy
@@ -108,3 +110,26 @@ def copy_rows(s: Session, after_id: int = 0, upto_id: int | None = None) -> tupl
         q = q.where(col(Delivery.id) <= upto_id)
     top = s.exec(select(func.max(col(Delivery.id)))).one()
     return s.exec(q).one(), top or after_id
+
+
+def last_copy_before(s: Session, when: datetime) -> int:
+    """The largest delivery id made before when (0: none), by a binary search over the ids,
+    which grow with time: about 22 primary-key lookups for 3 million rows."""
+    low, high = 0, s.exec(select(func.max(col(Delivery.id)))).one() or 0
+    while low < high:
+        probe = (low + high + 1) // 2
+        row = s.exec(
+            select(col(Delivery.id), col(Delivery.created_at))
+            .where(col(Delivery.id) >= probe)
+            .order_by(col(Delivery.id))
+            .limit(1)
+        ).first()
+        if row is None or row[0] is None:
+            high = probe - 1
+            continue
+        found, made = row
+        if (made if made.tzinfo else made.replace(tzinfo=UTC)) >= when:
+            high = probe - 1
+        else:
+            low = found or low
+    return low

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,15 +19,15 @@ from tests.conftest import NOW
 _serial = itertools.count()
 
 
-def add(store: Store, n: int) -> None:
+def add(store: Store, n: int, made: datetime = NOW) -> None:
     """n sent copies, straight into the store."""
     rows = [
         dict(
             outbound_id=1,
             recipient=f"m{next(_serial)}@example.com",
             state="sent",
-            created_at=NOW,
-            next_attempt_at=NOW,
+            created_at=made,
+            next_attempt_at=made,
         )
         for _ in range(n)
     ]
@@ -53,6 +53,16 @@ def test_copy_count_is_exact_and_moves_its_watermark_only_after_the_commit_lag(s
     with store.reading() as s:
         assert rows.count(s, NOW + timedelta(minutes=12)) == 18
     assert (rows.upto, rows.below) == (18, 18)
+
+
+def test_first_count_with_a_lag_starts_below_the_copies_made_within_twice_the_lag(store):
+    """After a restart the old copies are counted once, not at every scrape for five minutes."""
+    add(store, 30, made=NOW - timedelta(hours=1))
+    add(store, 4, made=NOW - timedelta(minutes=1))
+    rows = CopyRows(timedelta(minutes=5))
+    with store.reading() as s:
+        assert rows.count(s, NOW) == 34
+    assert (rows.upto, rows.below) == (30, 30)
 
 
 def test_copy_count_without_a_lag_keeps_everything_it_has_seen(store):
