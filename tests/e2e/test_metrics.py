@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import func, select
 
+from listserv.dmarc import DmarcPolicies
 from listserv.server import Server
 from listserv.store.tables import Delivery
-from tests.conftest import DOMAIN, add_members, base_url, member, settled, wait_for
+from tests.conftest import (
+    DOMAIN,
+    FakeResolver,
+    Sink,
+    add_members,
+    base_url,
+    make_config,
+    member,
+    settled,
+    wait_for,
+)
 from tests.conftest import send_to_list as send
 
 LIST = f"networking@{DOMAIN}"
@@ -48,6 +61,23 @@ def sent_in_store(srv: Server) -> int:
 async def test_metrics_count_posts_copies_leaves_and_members_after_real_traffic(server, sink):
     """After a post, a held post, a refused copy, three leave requests and a 'back', /metrics
     says so."""
+    await check_after_traffic(server, sink)
+
+
+async def test_metrics_on_postgresql_count_the_same_traffic(pg_cluster, tmp_path, sink):
+    """The same figures from a server whose store is PostgreSQL."""
+    url = pg_cluster.fresh_database(f"metrics_{uuid.uuid4().hex[:12]}")
+    cfg = make_config(tmp_path, relay=f"smtp://127.0.0.1:{sink.port}", database=url)
+    srv = Server(cfg, dmarc=DmarcPolicies(FakeResolver()))
+    await srv.start()
+    try:
+        assert srv.store.dialect == "postgresql"
+        await check_after_traffic(srv, sink)
+    finally:
+        await srv.stop()
+
+
+async def check_after_traffic(server: Server, sink: Sink) -> None:
     add_members(server, ANN, BOB, CAROL, DAVE, EVE)
 
     async def handle_RCPT(srv, session, envelope, address, options):  # type: ignore[no-untyped-def]
