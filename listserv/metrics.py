@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from sqlmodel import Session
 
 from listserv.membership import BACK_REASON
-from listserv.states import Delivery, EventKind, PostStatus
+from listserv.states import Delivery, EventKind, MemberStatus, PostStatus
 from listserv.store import Store, counts
 
 # A PostgreSQL sequence hands out ids before the transaction commits, so a row may appear below
@@ -74,8 +74,14 @@ class CopyRows:
 class StoreCollector(Collector):
     """The listserv_* series, read from the store at each scrape."""
 
-    def __init__(self, store: Store, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        lists: Callable[[], Iterable[str]] = tuple,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.store = store
+        self.lists = lists  # the configured lists: their series start at 0, not at the first event
         self.clock = clock or (lambda: datetime.now(UTC))
         lag = COMMIT_LAG if store.dialect == "postgresql" else timedelta(0)
         self.copy_rows = CopyRows(lag)
@@ -91,23 +97,27 @@ class StoreCollector(Collector):
             members = counts.members_by_mode(s)
             posts = counts.posts_by_status(s)
             events = counts.events_by_kind(s)
-            lists = sorted({name for name, _ in events})
+            lists = sorted(set(self.lists()) | {name for name, _ in events})
             back = EventKind.mode(Delivery.REGULAR)
             returns = counts.events_with_reason(s, lists, back, BACK_REASON)
             inbound = counts.inbound_unfinished(s)
             queue = counts.queue(s, now)
             failed = counts.copies_failed(s)
             made = self.copy_rows.count(s, now)
-        yield from _posts(posts)
+        yield from _posts(posts, lists)
         yield from _copies(queue, failed, made, now)
-        yield from _events(events, returns)
+        yield from _events(events, returns, lists)
         mode = GaugeMetricFamily(
             "listserv_members",
             "Members by list, status and delivery mode.",
             labels=["list", "status", "delivery"],
         )
-        for (name, status, delivery), n in sorted(members.items()):
-            mode.add_metric([name, status, delivery], n)
+        for name in sorted(set(lists) | {name for name, _, _ in members}):
+            for status in MemberStatus:
+                for delivery in Delivery:
+                    mode.add_metric(
+                        [name, status, delivery], members.get((name, status, delivery), 0)
+                    )
         yield mode
         waiting = GaugeMetricFamily(
             "listserv_inbound_messages",
@@ -124,7 +134,7 @@ class StoreCollector(Collector):
         )
 
 
-def _posts(posts: dict[tuple[str, str], int]) -> Iterator[Metric]:
+def _posts(posts: dict[tuple[str, str], int], lists: list[str]) -> Iterator[Metric]:
     decided = CounterMetricFamily(
         "listserv_posts",
         "Posts by moderation outcome (an approved post counts as accepted).",
@@ -133,7 +143,7 @@ def _posts(posts: dict[tuple[str, str], int]) -> Iterator[Metric]:
     held = GaugeMetricFamily(
         "listserv_posts_held", "Posts waiting for a moderator.", labels=["list"]
     )
-    for name in sorted({name for name, _ in posts}):
+    for name in sorted(set(lists) | {name for name, _ in posts}):
         for status in PostStatus:
             n = posts.get((name, status), 0)
             if status == PostStatus.HELD:
@@ -172,8 +182,10 @@ def _copies(queue: counts.Queue, failed: int, made: int, now: datetime) -> Itera
     )
 
 
-def _events(events: dict[tuple[str, str], int], returns: dict[str, int]) -> Iterator[Metric]:
-    names = sorted({name for name, _ in events} | set(returns))
+def _events(
+    events: dict[tuple[str, str], int], returns: dict[str, int], lists: list[str]
+) -> Iterator[Metric]:
+    names = sorted(set(lists) | set(returns))
 
     def per_list(metric: str, doc: str, kind: str) -> CounterMetricFamily:
         family = CounterMetricFamily(metric, doc, labels=["list"])
@@ -218,9 +230,9 @@ def _events(events: dict[tuple[str, str], int], returns: dict[str, int]) -> Iter
 class Metrics:
     """One registry per server: the store's series and this process's own."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, lists: Callable[[], Iterable[str]] = tuple) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(StoreCollector(store))
+        self.registry.register(StoreCollector(store, lists))
         ProcessCollector(registry=self.registry)
 
     def exposition(self) -> bytes:

@@ -57,7 +57,7 @@ class Server:
         self.deliverer = Deliverer(self.store, self.config, on_failure=bounces.delivery_failed)
         self.inbound = InboundWorker(self.store, self.config, self.dmarc, self.deliverer.wake)
         self.scheduler = Scheduler(self.store, self.config, self.deliverer.wake)
-        self.metrics = Metrics(self.store)
+        self.metrics = Metrics(self.store, lambda: self.config().lists)
         self.stop_event = asyncio.Event()
         self.smtp_server: asyncio.Server | None = None
         self.http: _EmbeddedUvicorn | None = None
