@@ -36,6 +36,12 @@ DELIVERY_WORDS = {
     Delivery.ALUMNI: "the low-volume alumni update",
 }
 MODES = tuple(Delivery)
+LEAVE_EVENTS = {
+    LeaveOutcome.FOUND_WORK: EventKind.JOB_LEAVE,
+    LeaveOutcome.UNSURE: EventKind.UNSURE_LEAVE,
+    LeaveOutcome.OTHER: EventKind.OTHER_LEAVE,
+}
+BACK_REASON = "back: looking again"  # the reason of the switch 'back' makes (/metrics counts it)
 
 
 @dataclass
@@ -327,7 +333,7 @@ def back(ctx: Context) -> str:
         members.activate(ctx.s, member, ctx.now, "re-enabled by 'back'")
         changed.append("delivery is switched on again")
     if member.delivery != Delivery.REGULAR:
-        members.set_delivery(ctx.s, member, Delivery.REGULAR, ctx.now, "back: looking again")
+        members.set_delivery(ctx.s, member, Delivery.REGULAR, ctx.now, BACK_REASON)
         changed.append("you get every post again")
     if not changed:
         return "You already get every post; nothing to change."
@@ -424,10 +430,10 @@ def leave(ctx: Context, subject: str, body: str, via_token: Member | None = None
         what = f"you will get {DELIVERY_WORDS[Delivery.ALUMNI]} instead of every post"
         if must_confirm(ctx, "found-work", [verdict.phrase or ""], what):
             return NOT_YET
-    if member.delivery != Delivery.ALUMNI and verdict.outcome != LeaveOutcome.OTHER:
-        # The pulse counts job leaves (a hiring signal) whatever happens next; the words
-        # that decided it stay on the event.
-        kind = EventKind.JOB_LEAVE if verdict.found_work else EventKind.UNSURE_LEAVE
+    if member.delivery != Delivery.ALUMNI or not verdict.found_work:
+        # Every leave request's outcome is counted (the pulse counts job leaves, a hiring
+        # signal, whatever happens next; /metrics all three), with the words that decided it.
+        kind = LEAVE_EVENTS[verdict.outcome]
         members.log_event(ctx.s, ctx.lst.name, member.address, kind, verdict.phrase or "", ctx.now)
     if switch:  # rule 1
         switch_to_alumni(ctx, member, f"found work: {verdict.phrase}")

@@ -20,6 +20,7 @@ from listserv.delivery import Deliverer
 from listserv.dmarc import DmarcPolicies, default_resolver
 from listserv.errors import ConfigError
 from listserv.inbound import InboundWorker
+from listserv.metrics import Metrics
 from listserv.scheduler import Scheduler
 from listserv.sender_auth import SenderAuths, TxtLookup
 from listserv.smtp import Handler, protocol_factory
@@ -66,6 +67,7 @@ class Server:
             self.store, self.config, self.dmarc, self.deliverer.wake, SenderAuths(dkim_txt)
         )
         self.scheduler = Scheduler(self.store, self.config, self.deliverer.wake)
+        self.metrics = Metrics(self.store, lambda: self.config().lists)
         self.stop_event = asyncio.Event()
         self.smtp_server: asyncio.Server | None = None
         self.http: _EmbeddedUvicorn | None = None
@@ -96,7 +98,13 @@ class Server:
         http_host, http_port = split_hostport(cfg.server.http_listen)
         self.http = _EmbeddedUvicorn(
             uvicorn.Config(
-                make_app(self.store, self.config, self.deliverer.wake, self.health),
+                make_app(
+                    self.store,
+                    self.config,
+                    self.deliverer.wake,
+                    self.health,
+                    metrics=self.metrics.exposition,
+                ),
                 host=http_host,
                 port=http_port,
                 lifespan="off",

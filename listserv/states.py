@@ -73,7 +73,8 @@ class EventKind(StrEnum):
     JOIN = "join"
     LEAVE = "leave"
     JOB_LEAVE = "job-leave"  # a leave request that said the member found work
-    UNSURE_LEAVE = "unsure-leave"  # a leave request that may mean work was found: asked
+    UNSURE_LEAVE = "unsure-leave"  # a leave request that may mean work was found
+    OTHER_LEAVE = "other-leave"  # a leave request for any other reason
     DISABLED = "disabled"
     BOUNCE = "bounce"
     BOUNCE_TEMPORARY = "bounce-temporary"

@@ -30,6 +30,7 @@ ALUMNI_NOTE = (
     "You'll get one short update a month instead of every post. To leave completely, use the "
     "unsubscribe link in any mail from the list."
 )
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the format every Prometheus reads
 ACTION_WORDS = {  # action: (heading, what pressing the button does, button)
     "join": (
         "Confirm your subscription",
@@ -102,9 +103,10 @@ def make_app(
     config: Callable[[], Config],
     wake: Callable[[], None],
     health: Callable[[], list[str]],
+    metrics: Callable[[], bytes] = lambda: b"",
 ) -> Starlette:
     """The HTTP side over a store and the current config; wake() tells delivery that mail was
-    queued; health() names what is down (nothing: healthy)."""
+    queued; health() names what is down (nothing: healthy); metrics() is the Prometheus text."""
 
     def gone() -> Response:
         return PlainTextResponse(GONE, status_code=404)
@@ -234,11 +236,16 @@ def make_app(
             return PlainTextResponse("ok\n")
         return PlainTextResponse("; ".join(problems) + "\n", status_code=503)
 
+    async def metrics_page(request: Request) -> Response:
+        body = await asyncio.to_thread(metrics)
+        return Response(body, media_type=METRICS_TYPE)
+
     return Starlette(
         routes=[
             Route(f"/u/{TOKEN_PATTERN}", unsub, methods=["GET", "POST"]),
             Route(f"/c/{TOKEN_PATTERN}", confirm_page, methods=["GET", "POST"]),
             Route(f"/a/{TOKEN_PATTERN}", alumni_page, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_page, methods=["GET"]),
         ]
     )

@@ -31,6 +31,10 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _sqlite_begin_read(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")  # deferred: a WAL reader never takes the write lock
+
+
 def make_engine(url: str) -> Engine:
     """An engine for url; SQLite gets WAL mode and immediate transactions."""
     if url.startswith("sqlite"):
@@ -51,6 +55,7 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
+        self._reader: Engine | None = None
 
     def prepare(self, upgrade: bool = False) -> None:
         """A fresh database gets every table; an older one is refused unless upgrade is set."""
@@ -65,6 +70,26 @@ class Store:
             with s.begin():
                 yield s
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """One read-only transaction, one snapshot; on SQLite it never holds the write lock,
+        so a long read (a /metrics scrape) does not hold up the writers."""
+        if self.dialect != "sqlite" or self.url.endswith(":memory:"):
+            with self.session() as s:
+                yield s
+            return
+        if self._reader is None:
+            self._reader = create_engine(
+                self.url, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            event.listen(self._reader, "connect", _sqlite_pragmas)
+            event.listen(self._reader, "begin", _sqlite_begin_read)
+        with Session(self._reader) as s:
+            try:
+                yield s  # the first query begins the transaction
+            finally:
+                s.rollback()
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:
@@ -75,6 +100,8 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._reader is not None:
+            self._reader.dispose()
 
 
 def open_store(url: str, upgrade: bool = False) -> Store:
