@@ -23,6 +23,7 @@ from listserv.retention.found_work import classify_leave  # noqa: E402
 from listserv.retention.scorer import WEIGHTS, shipped_model  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "retention"
+REPEATS = 5
 
 
 def read(raw: bytes) -> tuple[str, str]:
@@ -42,11 +43,16 @@ def main() -> None:
     print()
     print(figure("held-out writer w4", held))
     texts = [read(as_mail(r)) for r in rows]
-    start = time.perf_counter()
-    for subject, text in texts:
-        classify_leave(subject, text)
-    ms = (time.perf_counter() - start) * 1000 / len(texts)
-    print(f"classify_leave: {ms:.2f} ms per message (mean over {len(texts)})")
+    passes = []
+    for _ in range(REPEATS):  # the machine may be shared: the best pass is the code's cost
+        start = time.perf_counter()
+        for subject, text in texts:
+            classify_leave(subject, text)
+        passes.append((time.perf_counter() - start) * 1000 / len(texts))
+    print(
+        f"classify_leave: {min(passes):.2f} ms per message (best of {REPEATS} passes over "
+        f"{len(texts)}; worst pass {max(passes):.2f})"
+    )
     print(f"weights: {WEIGHTS.name} {WEIGHTS.stat().st_size / 1024:.0f} KiB")
 
 

@@ -49,14 +49,23 @@ def _bucket(feature: str) -> int:
     return zlib.crc32(feature.encode("utf-8")) & _MASK
 
 
-def text_features(text: str) -> tuple[set[int], set[int]]:
-    """Buckets of a cleaned text: (words and word pairs, character 3-5-grams)."""
-    words = _TOKEN.findall(fold(text[:MAX_SCORED_CHARS]))
+def _words(text: str) -> list[str]:
+    return _TOKEN.findall(fold(text[:MAX_SCORED_CHARS]))
+
+
+def _word_buckets(words: list[str]) -> set[int]:
     grams = {f"w:{w}" for w in words}
     grams.update(f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False))
-    joined = f" {' '.join(words)} "
+    return {_bucket(f) for f in grams}
+
+
+def text_features(text: str) -> tuple[set[int], set[int]]:
+    """Buckets of a cleaned text: (words and word pairs, character 3-5-grams)."""
+    words = _words(text)
+    joined = f" {' '.join(words)} ".encode("ascii")  # _TOKEN keeps ASCII only
+    crc = zlib.crc32
     chars = {joined[i : i + n] for n in (3, 4, 5) for i in range(len(joined) - n + 1)}
-    return {_bucket(f) for f in grams}, {_bucket(f) for f in chars}
+    return _word_buckets(words), {crc(c) & _MASK for c in chars}
 
 
 def feature_values(text: str, signals: RuleSignals | None) -> dict[int, float]:
@@ -90,18 +99,25 @@ class Model:
     low: float
 
     def margin(self, text: str, signals: RuleSignals | None = None) -> float:
-        """The linear score of a cleaned text and what the rules saw in it."""
+        """The linear score of a cleaned text and what the rules saw in it (the same sum as
+        feature_values, which training uses, without building it)."""
         w = self.weights
-        return self.bias + sum(w[i] * v for i, v in feature_values(text, signals).items())
+        total = self.bias
+        for group in text_features(text):
+            if group:
+                total += sum(w[i] for i in group) / math.sqrt(len(group))
+        if signals is not None:
+            total += RULE_WEIGHT * sum(w[i] for i in rule_features(signals))
+        return total
 
     def probability(self, text: str, signals: RuleSignals | None = None) -> float:
         m = self.margin(text, signals)
         return 1.0 / (1.0 + math.exp(-m)) if m > -700 else 0.0
 
     def deciding_words(self, text: str) -> str:
-        """The sentence of the text that scores highest: the words kept on the event."""
+        """The sentence whose words and word pairs weigh most: the words kept on the event."""
         sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()] or [text.strip()]
-        best = max(sentences, key=self.margin)
+        best = max(sentences, key=lambda s: sum(self.weights[i] for i in _word_buckets(_words(s))))
         return best[:MAX_PHRASE_CHARS].strip()
 
     def outcome(self, probability: float) -> LeaveOutcome:
