@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +25,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from listserv.message import first_text, parse  # noqa: E402
-from listserv.retention.evaluate import as_mail, load  # noqa: E402
+from listserv.retention.evaluate import Tally, as_mail, load  # noqa: E402
+from listserv.retention.found_work import decide  # noqa: E402
 from listserv.retention.grammar import MAX_CLASSIFIED_CHARS  # noqa: E402
 from listserv.retention.rules import rule_signals  # noqa: E402
 from listserv.retention.scorer import (  # noqa: E402
     BITS,
     WEIGHTS,
+    Model,
     feature_values,
     write_model,
 )
+from listserv.retention.verdict import LeaveVerdict  # noqa: E402
 from listserv.text import clean_text  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "retention"
@@ -44,7 +48,7 @@ UNSURE_PRECISION = 0.7  # the unsure band: 7 in 10 of those asked may be job lea
 
 
 class Example:
-    __slots__ = ("writer", "job", "unsure", "auto", "rule_found", "cols", "vals")
+    __slots__ = ("writer", "job", "unsure", "auto", "text", "signals", "cols", "vals")
 
     def __init__(self, writer: str, row: dict) -> None:
         msg = parse(as_mail(row))
@@ -53,7 +57,7 @@ class Example:
         signals = rule_signals(subject, text)
         self.writer, self.job = writer, row["label"] == "job"
         self.unsure, self.auto = bool(row.get("unsure")), signals.auto_reply
-        self.rule_found = signals.verdict.found_work
+        self.text, self.signals = text, signals
         values = feature_values(text, signals)
         self.cols, self.vals = list(values), list(values.values())
 
@@ -152,6 +156,12 @@ def main() -> None:
         sub = [i for i, e in enumerate(scored) if e.writer == w]
         prec, rec, fp = pr([scored[i] for i in sub], oof[sub], high)
         print(f"cv   writer {w}: precision={prec:.3f} recall={rec:.3f} false switches={fp}")
+    model = Model(array("d"), 0.0, high, low)
+    said = [decide(model.outcome(p), e.signals, e.text) for e, p in zip(scored, oof, strict=True)]
+    tally = Tally()
+    for e, outcome in zip(scored, said, strict=True):
+        tally.add(e.job, LeaveVerdict(outcome, None))
+    print(tally.line("cv   whole decision"))
     final = fit(data, c)
     weights = final.coef_[0].tolist()
     if not args.dry_run:

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from listserv.retention.grammar import MAX_CLASSIFIED_CHARS
-from listserv.retention.rules import extra_phrase_hit, rule_signals
+from listserv.retention.rules import RuleSignals, extra_phrase_hit, rule_signals
 from listserv.retention.scorer import shipped_model
 from listserv.retention.verdict import LeaveOutcome, LeaveVerdict
 from listserv.text import clean_text
 
-__all__ = ["LeaveOutcome", "LeaveVerdict", "classify_leave", "leave_probability"]
+__all__ = ["LeaveOutcome", "LeaveVerdict", "classify_leave", "decide", "leave_probability"]
 
 
 SHORT_WORDS = 10  # at most this many words, the rules decide (cross-validated by writer)
@@ -33,6 +33,20 @@ def leave_probability(subject: str, body: str) -> float:
     text = clean_text(subject, body)[:MAX_CLASSIFIED_CHARS]
     signals = rule_signals(subject, text)
     return 0.0 if signals.auto_reply else shipped_model().probability(text, signals)
+
+
+def decide(scored: LeaveOutcome, signals: RuleSignals, text: str) -> LeaveOutcome:
+    """The scorer's outcome, with the rules' last word where they are the more reliable (also
+    used by bench/train_retention.py to cross-validate the whole decision)."""
+    if signals.auto_reply:  # RETENTION.md rule 12: out-of-office is never the member speaking
+        return LeaveOutcome.OTHER
+    if _short(text):  # "Hired! Bye.", "I'm no longer looking.": too few words for the scorer
+        if signals.verdict.outcome == LeaveOutcome.OTHER and scored == LeaveOutcome.FOUND_WORK:
+            return LeaveOutcome.UNSURE  # the scorer's hunch is asked, never switched
+        return signals.verdict.outcome
+    if scored == LeaveOutcome.OTHER and signals.verdict.unsure:
+        return LeaveOutcome.UNSURE  # rule 9: "done with the hunt" is asked, never dropped
+    return scored
 
 
 def classify_leave(subject: str, body: str, extra_phrases: Sequence[str] = ()) -> LeaveVerdict:
@@ -51,14 +65,7 @@ def classify_leave(subject: str, body: str, extra_phrases: Sequence[str] = ()) -
     if extra:
         return LeaveVerdict(LeaveOutcome.FOUND_WORK, extra)
     model = shipped_model()
-    outcome = model.outcome(model.probability(text, signals))
-    if _short(text):  # "Hired! Bye.", "I'm no longer looking.": too few words for the scorer
-        scored_found = outcome == LeaveOutcome.FOUND_WORK
-        outcome = signals.verdict.outcome
-        if outcome == LeaveOutcome.OTHER and scored_found:
-            outcome = LeaveOutcome.UNSURE  # the scorer's hunch is asked, never switched
-    elif outcome == LeaveOutcome.OTHER and signals.verdict.unsure:
-        outcome = LeaveOutcome.UNSURE  # rule 9: "done with the hunt" is asked, never dropped
+    outcome = decide(model.outcome(model.probability(text, signals)), signals, text)
     if outcome == LeaveOutcome.OTHER:
         return LeaveVerdict(outcome, None)
     phrase = signals.verdict.phrase if signals.verdict.outcome != LeaveOutcome.OTHER else None
