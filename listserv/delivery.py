@@ -27,7 +27,7 @@ from listserv.store.outbound import Claimed
 log = logging.getLogger("listserv.delivery")
 
 BATCH = 500
-LEASE = timedelta(minutes=2)
+CLOSE_TIMEOUT = 1.0  # QUIT at the end of a pass; a stop must not wait on a slow relay
 RETRY_CAP = timedelta(hours=2)
 
 
@@ -183,7 +183,7 @@ def make_relay(cfg: Config) -> OutboxRelay | SmtpRelay:
 
 @dataclass
 class Results:
-    """What the senders found, written back to the store in batches."""
+    """Outcomes not yet written to the store."""
 
     sent: list[int] = field(default_factory=list)
     deferred: list[tuple[Claimed, str]] = field(default_factory=list)
@@ -192,30 +192,87 @@ class Results:
     def __bool__(self) -> bool:
         return bool(self.sent or self.deferred or self.failed)
 
+    def merge(self, other: Results) -> None:
+        self.sent += other.sent
+        self.deferred += other.deferred
+        self.failed += other.failed
+
+
+def parse_instance(instance: str) -> tuple[str, int] | None:
+    """(host, pid) of an instance id 'RANDOM@HOST:PID' (Server.instance_id), None if not one.
+
+    >>> parse_instance("3fa9c1@mx1.example.org:4242"), parse_instance("")
+    (('mx1.example.org', 4242), None)
+    """
+    rest, _, pid = instance.rpartition(":")
+    _, at, host = rest.partition("@")
+    return (host, int(pid)) if at and host and pid.isdigit() else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, someone else's
+        return True
+    return True
+
+
+def dead_here(instances: list[str], me: str, alive: Callable[[int], bool] = pid_alive) -> list[str]:
+    """The instances among these that ran on this host and whose process is gone: their claims
+    can be taken back at once. Another host's claims wait out their lease (we cannot tell).
+
+    >>> dead_here(["a@h:1", "b@h:2", "c@other:1", "me@h:3", ""], "me@h:3", lambda pid: pid == 2)
+    ['a@h:1']
+    """
+    mine = parse_instance(me)
+    found = []
+    for instance in instances:
+        parsed = parse_instance(instance)
+        if mine and parsed and instance != me and parsed[0] == mine[0] and not alive(parsed[1]):
+            found.append(instance)
+    return found
+
 
 class Deliverer:
-    """Claims due copies, sends them over several connections at once, records the outcome."""
+    """Claims due copies, sends them over several connections at once, records each outcome.
+
+    Exactly once as far as SMTP allows (issue 10): a sender does not start its next copy until
+    the outcome of its last one is committed (commits are grouped across senders), so a crash
+    can resend at most the one copy in flight on each connection.
+    """
 
     def __init__(
         self,
         store: Store,
         config: Callable[[], Config],
         on_failure: Callable[..., None] | None = None,
+        instance_id: str = "",
     ) -> None:
         self.store = store
         self.config = config
         self.on_failure = (
             on_failure  # (session, cfg, claimed, error, permanent) in the store thread
         )
+        self.instance_id = instance_id
         self.wakeup = asyncio.Event()
         self.results = Results()
+        self._written: asyncio.Future[None] | None = None  # resolves when self.results is stored
+        self._dirty = asyncio.Event()
+        self._stop = asyncio.Event()  # never set unless run() is given one
         self._cache: OrderedDict[int, asyncio.Future[tuple[str, bytes]]] = OrderedDict()
 
     def wake(self) -> None:
         self.wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until stop is set."""
+        """Deliver until stop is set; then finish the copies in flight and give back the rest."""
+        self._stop = stop
+        try:
+            await asyncio.to_thread(self.take_back)
+        except Exception:  # noqa: BLE001 - their leases will run out instead
+            log.exception("could not take back the claims of a dead instance")
         while not stop.is_set():
             self.wakeup.clear()  # before the pass: a wake-up during it (new mail, stop) is kept
             try:
@@ -223,23 +280,34 @@ class Deliverer:
             except Exception:  # noqa: BLE001 - a store hiccup must not kill the worker
                 log.exception("delivery pass failed; retrying shortly")
                 sent = 0
-            if sent == 0:
+            if sent == 0 and not stop.is_set():
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), timeout=1.0)
                 except TimeoutError:
                     pass
 
+    def take_back(self) -> int:
+        """At start: copies claimed by a dead instance on this host are due again at once."""
+        with self.store.session() as s:
+            dead = dead_here(outbound.claimants(s, datetime.now(UTC)), self.instance_id)
+            taken = outbound.take_back(s, dead)
+        if taken:
+            log.info("took back %d copies claimed by %s", taken, ", ".join(dead))
+        return taken
+
     async def deliver_due(self) -> int:
-        """Send everything due now; returns how many copies were handled."""
+        """Send everything due now (or until a stop); returns how many copies were claimed."""
         cfg = self.config()
         conns = cfg.server.delivery_connections
+        lease = timedelta(seconds=cfg.server.claim_lease_seconds)
         work: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=BATCH * 2)
+        unsent: list[int] = []  # claimed, then a stop came before they were tried
         total = 0
 
         async def producer() -> None:
             nonlocal total
-            while True:
-                batch = await asyncio.to_thread(self._claim)
+            while not self._stop.is_set():
+                batch = await asyncio.to_thread(self._claim, lease)
                 if not batch:
                     break
                 total += len(batch)
@@ -249,23 +317,31 @@ class Deliverer:
                 await work.put(None)
 
         relays = [make_relay(cfg) for _ in range(conns)]
-        flusher = asyncio.create_task(self._flush_loop())
+        writer = asyncio.create_task(self._write_loop())
         try:
             down: list[str] = []  # set by the first sender that cannot reach the relay
             await asyncio.gather(
-                producer(), *(self._sender(cfg, relay, work, down) for relay in relays)
+                producer(), *(self._sender(cfg, relay, work, down, unsent) for relay in relays)
             )
         finally:
+            await self._flush()  # first: a sent copy is recorded before anything else can fail
             for relay in relays:
-                await relay.close()
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
-            await self._flush()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(relay.close(), CLOSE_TIMEOUT)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            if unsent:
+                await asyncio.to_thread(self._release, unsent)
         return total
 
-    def _claim(self) -> list[Claimed]:
+    def _claim(self, lease: timedelta) -> list[Claimed]:
         with self.store.session() as s:
-            return outbound.claim_deliveries(s, datetime.now(UTC), LEASE, BATCH)
+            return outbound.claim_deliveries(s, datetime.now(UTC), lease, BATCH, self.instance_id)
+
+    def _release(self, ids: list[int]) -> None:
+        with self.store.session() as s:
+            outbound.release(s, ids)
+        log.info("stopping: gave back %d claimed copies not yet tried", len(ids))
 
     async def _sender(
         self,
@@ -273,11 +349,16 @@ class Deliverer:
         relay: OutboxRelay | SmtpRelay,
         work: asyncio.Queue[Claimed | None],
         down: list[str],
+        unsent: list[int],
     ) -> None:
         site = cfg.site
         while (item := await work.get()) is not None:
+            if self._stop.is_set():  # stop claiming and trying; what is left goes back
+                unsent.append(item.id)
+                continue
             if down:  # the relay is unreachable: defer the rest of this pass without a try each
                 self.results.deferred.append((item, down[0]))
+                self._dirty.set()
                 continue
             try:
                 list_name, raw = await self._outbound(item.outbound_id)
@@ -299,6 +380,15 @@ class Deliverer:
             except Exception as exc:  # noqa: BLE001 - one bad copy must not stop the others
                 log.exception("delivery %s failed unexpectedly", item.id)
                 self.results.deferred.append((item, f"internal error: {exc}"))
+            await self._recorded()
+
+    async def _recorded(self) -> None:
+        """Wait until the outcomes gathered so far (this sender's last one among them) are stored."""
+        if self._written is None:
+            self._written = asyncio.get_running_loop().create_future()
+        written = self._written
+        self._dirty.set()
+        await asyncio.shield(written)
 
     async def _outbound(self, outbound_id: int) -> tuple[str, bytes]:
         # The cache holds the load itself, so senders missing at once share one read of the body.
@@ -323,16 +413,26 @@ class Deliverer:
             raise PermanentError(f"outbound message {outbound_id} is missing from the store")
         return found
 
-    async def _flush_loop(self) -> None:
+    async def _write_loop(self) -> None:
+        """Group commit: write whatever outcomes gathered while the last write ran, at once."""
         while True:
-            await asyncio.sleep(0.25)
+            await self._dirty.wait()
+            self._dirty.clear()
             await self._flush()
 
     async def _flush(self) -> None:
         # Swap in the event loop, where the senders append, so no outcome can slip between.
         results, self.results = self.results, Results()
-        if results:
-            await asyncio.to_thread(self._write, results)
+        written, self._written = self._written, None
+        while results:
+            try:
+                await asyncio.to_thread(self._write, results)
+                break
+            except Exception:  # noqa: BLE001 - keep the outcomes: a sent copy must be recorded
+                log.exception("could not record %d delivery outcomes; retrying", len(results.sent))
+                await asyncio.sleep(0.5)
+        if written is not None and not written.done():
+            written.set_result(None)
 
     def _write(self, results: Results) -> None:
         """Write outcomes back: sent in one statement, deferrals with backoff, failures reported."""

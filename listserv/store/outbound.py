@@ -39,6 +39,11 @@ def _insert(s: Session, table: type[SQLModel]) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
+def insert_or_skip(s: Session, table: type[SQLModel]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING for this store's dialect."""
+    return _insert(s, table).on_conflict_do_nothing()
+
+
 def add_outbound(
     s: Session, list_name: str, kind: str, raw: bytes, now: datetime, post_id: int | None = None
 ) -> Outbound:
@@ -112,8 +117,13 @@ def queue_to_addresses(
     return rowcount(s.execute(stmt, execution_options=COUNT_ROWS))
 
 
-def claim_deliveries(s: Session, now: datetime, lease: timedelta, limit: int) -> list[Claimed]:
-    """Atomically take up to limit due copies; two workers never take the same row."""
+def claim_deliveries(
+    s: Session, now: datetime, lease: timedelta, limit: int, instance: str = ""
+) -> list[Claimed]:
+    """Atomically take up to limit due copies for instance; two workers never take the same row.
+
+    On PostgreSQL the due rows are locked FOR UPDATE SKIP LOCKED, so instances on one database
+    claim disjoint batches without waiting on each other."""
     due = (
         select(col(Delivery.id))
         .where(
@@ -133,7 +143,10 @@ def claim_deliveries(s: Session, now: datetime, lease: timedelta, limit: int) ->
             or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) < now),
         )
         .values(
-            state=CopyState.SENDING, claimed_until=now + lease, attempts=col(Delivery.attempts) + 1
+            state=CopyState.SENDING,
+            claimed_until=now + lease,
+            claimed_by=instance,
+            attempts=col(Delivery.attempts) + 1,
         )
         .returning(
             col(Delivery.id),
@@ -188,6 +201,45 @@ def mark_sent(s: Session, ids: Sequence[int], now: datetime) -> None:
             .where(col(Delivery.id).in_(chunk))
             .values(state=CopyState.SENT, sent_at=now, claimed_until=None, last_error="")
         )
+
+
+def release(s: Session, ids: Sequence[int]) -> None:
+    """Give back claimed copies that were never tried (a stop): due at once, attempt not counted."""
+    for chunk in padded_chunks(ids):
+        s.execute(
+            update(Delivery)
+            .where(col(Delivery.id).in_(chunk), col(Delivery.state) == CopyState.SENDING)
+            .values(
+                state=CopyState.QUEUED,
+                claimed_until=None,
+                attempts=col(Delivery.attempts) - 1,
+            )
+        )
+
+
+def claimants(s: Session, now: datetime) -> list[str]:
+    """The instance ids holding a live lease on some copy."""
+    q = (
+        select(col(Delivery.claimed_by))
+        .where(col(Delivery.state) == CopyState.SENDING, col(Delivery.claimed_until) >= now)
+        .distinct()
+    )
+    return list(s.exec(q))
+
+
+def take_back(s: Session, instances: Sequence[str]) -> int:
+    """End the leases of copies claimed by these (dead) instances: they are due again at once."""
+    if not instances:
+        return 0
+    result = s.execute(
+        update(Delivery)
+        .where(
+            col(Delivery.state) == CopyState.SENDING,
+            col(Delivery.claimed_by).in_(list(instances)),
+        )
+        .values(state=CopyState.QUEUED, claimed_until=None)
+    )
+    return rowcount(result)
 
 
 def defer(s: Session, delivery_id: int, error: str, next_at: datetime) -> None:
