@@ -438,6 +438,10 @@ class Deliverer:
         """Write outcomes back: sent in one statement, deferrals with backoff, failures reported."""
         cfg = self.config()
         now = datetime.now(UTC)
+        if not (results.deferred or results.failed):  # the common case, once per relay 250
+            with self.store.engine.begin() as conn:
+                outbound.mark_sent(conn, results.sent, now)
+            return
         with self.store.session() as s:
             outbound.mark_sent(s, results.sent, now)
             for item, error in results.deferred:
