@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import ssl
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -300,8 +301,8 @@ class Deliverer:
         cfg = self.config()
         conns = cfg.server.delivery_connections
         lease = timedelta(seconds=cfg.server.claim_lease_seconds)
-        work: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=BATCH * 2)
-        unsent: list[int] = []  # claimed, then a stop came before they were tried
+        work: asyncio.Queue[tuple[Claimed, float] | None] = asyncio.Queue(maxsize=BATCH * 2)
+        unsent: list[int] = []  # claimed, then a stop or half the lease came before a try
         total = 0
 
         async def producer() -> None:
@@ -311,8 +312,11 @@ class Deliverer:
                 if not batch:
                     break
                 total += len(batch)
+                # Past half its lease a copy still waiting here is given back, not sent: another
+                # instance may take it once the lease ends (a slow relay, a long queue).
+                fresh_until = time.monotonic() + lease.total_seconds() / 2
                 for item in batch:
-                    await work.put(item)
+                    await work.put((item, fresh_until))
             for _ in range(conns):
                 await work.put(None)
 
@@ -340,21 +344,22 @@ class Deliverer:
 
     def _release(self, ids: list[int]) -> None:
         with self.store.session() as s:
-            outbound.release(s, ids)
-        log.info("stopping: gave back %d claimed copies not yet tried", len(ids))
+            outbound.release(s, ids, self.instance_id)
+        log.info("gave back %d claimed copies not yet tried", len(ids))
 
     async def _sender(
         self,
         cfg: Config,
         relay: OutboxRelay | SmtpRelay,
-        work: asyncio.Queue[Claimed | None],
+        work: asyncio.Queue[tuple[Claimed, float] | None],
         down: list[str],
         unsent: list[int],
     ) -> None:
         site = cfg.site
-        while (item := await work.get()) is not None:
-            if self._stop.is_set():  # stop claiming and trying; what is left goes back
-                unsent.append(item.id)
+        while (next_item := await work.get()) is not None:
+            item, fresh_until = next_item
+            if self._stop.is_set() or time.monotonic() > fresh_until:
+                unsent.append(item.id)  # stop claiming and trying; what is left goes back
                 continue
             if down:  # the relay is unreachable: defer the rest of this pass without a try each
                 self.results.deferred.append((item, down[0]))

@@ -206,12 +206,17 @@ def mark_sent(s: Session | Connection, ids: Sequence[int], now: datetime) -> Non
         )
 
 
-def release(s: Session, ids: Sequence[int]) -> None:
-    """Give back claimed copies that were never tried (a stop): due at once, attempt not counted."""
+def release(s: Session, ids: Sequence[int], instance: str) -> None:
+    """Give back copies instance claimed and never tried: due at once, attempt not counted.
+    A copy another instance has claimed since (our lease ran out) is left to it."""
     for chunk in padded_chunks(ids):
         s.execute(
             update(Delivery)
-            .where(col(Delivery.id).in_(chunk), col(Delivery.state) == CopyState.SENDING)
+            .where(
+                col(Delivery.id).in_(chunk),
+                col(Delivery.state) == CopyState.SENDING,
+                col(Delivery.claimed_by) == instance,
+            )
             .values(
                 state=CopyState.QUEUED,
                 claimed_until=None,
