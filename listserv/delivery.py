@@ -18,8 +18,9 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 from sqlmodel import Session
 
+from listserv import wire
 from listserv.addresses import verp_encode
-from listserv.config import Config
+from listserv.config import Config, Site
 from listserv.headers import member_fields
 from listserv.message import add_fields, fold
 from listserv.store import Store, outbound
@@ -28,6 +29,7 @@ from listserv.store.outbound import Claimed
 log = logging.getLogger("listserv.delivery")
 
 BATCH = 500
+GATHER = 0.003  # seconds a group commit waits for the other senders' outcomes
 CLOSE_TIMEOUT = 1.0  # QUIT at the end of a pass; a stop must not wait on a slow relay
 RETRY_CAP = timedelta(hours=2)
 
@@ -175,11 +177,53 @@ class SmtpRelay:
                 client.close()
 
 
-def make_relay(cfg: Config) -> OutboxRelay | SmtpRelay:
+class WireRelay:
+    """One reused connection to a plain smtp:// relay through listserv.wire (pipelined)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.conn: wire.Connection | None = None
+
+    async def send(self, sender: str, rcpt: str, data: bytes, tag: int) -> None:
+        if self.conn is None:
+            try:
+                self.conn = await wire.Connection.open(self.host, self.port)
+            except (OSError, TimeoutError, wire.Dropped, wire.Refused) as exc:
+                raise RelayUnreachable(
+                    f"relay {self.host}:{self.port} unreachable: {exc}"
+                ) from None
+        try:
+            await self.conn.send(sender, rcpt, wire.stuffed(data))
+        except wire.Refused as exc:
+            if exc.code == 421:  # the relay is closing this connection
+                await self.close()
+            if exc.code < 500:
+                raise TransientError(str(exc)) from None
+            raise PermanentError(str(exc)) from None
+        except wire.Dropped as exc:
+            await self.close()  # the next copy reconnects
+            raise TransientError(
+                f"relay {self.host}:{self.port} dropped the connection: {exc}"
+            ) from None
+
+    async def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            await conn.quit()
+
+
+Relay = OutboxRelay | SmtpRelay | WireRelay
+
+
+def make_relay(cfg: Config) -> Relay:
+    """An outbox, a plain relay through listserv.wire, or aiosmtplib for TLS and AUTH."""
     relay = cfg.server.relay
     if relay.startswith("outbox:"):
         return OutboxRelay(cfg.resolve(relay.removeprefix("outbox:")))
-    return SmtpRelay(relay)
+    smtp = SmtpRelay(relay)
+    if smtp.implicit_tls or smtp.starttls or smtp.username:
+        return smtp
+    return WireRelay(smtp.host, smtp.port)
 
 
 @dataclass
@@ -261,6 +305,8 @@ class Deliverer:
         self.results = Results()
         self._written: asyncio.Future[None] | None = None  # resolves when self.results is stored
         self._dirty = asyncio.Event()
+        self._gathered = 0  # senders waiting on the batch not yet written
+        self._active = 0  # senders still running in this pass
         self._stop = asyncio.Event()  # never set unless run() is given one
         self._cache: OrderedDict[int, asyncio.Future[tuple[str, bytes]]] = OrderedDict()
 
@@ -350,12 +396,27 @@ class Deliverer:
     async def _sender(
         self,
         cfg: Config,
-        relay: OutboxRelay | SmtpRelay,
+        relay: Relay,
         work: asyncio.Queue[tuple[Claimed, float] | None],
         down: list[str],
         unsent: list[int],
     ) -> None:
         site = cfg.site
+        self._active += 1
+        try:
+            await self._send_all(site, relay, work, down, unsent)
+        finally:
+            self._active -= 1
+            self._dirty.set()  # the writer need not wait for this sender any more
+
+    async def _send_all(
+        self,
+        site: Site,
+        relay: Relay,
+        work: asyncio.Queue[tuple[Claimed, float] | None],
+        down: list[str],
+        unsent: list[int],
+    ) -> None:
         while (next_item := await work.get()) is not None:
             item, fresh_until = next_item
             if self._stop.is_set() or time.monotonic() > fresh_until:
@@ -392,6 +453,7 @@ class Deliverer:
         if self._written is None:
             self._written = asyncio.get_running_loop().create_future()
         written = self._written
+        self._gathered += 1
         self._dirty.set()
         await asyncio.shield(written)
 
@@ -419,16 +481,26 @@ class Deliverer:
         return found
 
     async def _write_loop(self) -> None:
-        """Group commit: write whatever outcomes gathered while the last write ran, at once."""
+        """Group commit: once every sender waits on the batch, or GATHER after the first did,
+        write it in one transaction. Senders fall into step, so one commit records a copy per
+        connection; each commit was ~0.5 ms of CPU, more than the copy cost to send."""
+        loop = asyncio.get_running_loop()
         while True:
             await self._dirty.wait()
             self._dirty.clear()
+            deadline = loop.time() + GATHER
+            while self._gathered < self._active and loop.time() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(deadline):
+                        await self._dirty.wait()
+                self._dirty.clear()
             await self._flush()
 
     async def _flush(self) -> None:
         # Swap in the event loop, where the senders append, so no outcome can slip between.
         results, self.results = self.results, Results()
         written, self._written = self._written, None
+        self._gathered = 0
         while results:
             try:
                 await asyncio.to_thread(self._write, results)
