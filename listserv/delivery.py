@@ -193,7 +193,7 @@ class WireRelay:
                     f"relay {self.host}:{self.port} unreachable: {exc}"
                 ) from None
         try:
-            await self.conn.send(sender, rcpt, wire.stuffed(data))
+            await self.conn.send(sender, rcpt, data)
         except wire.Refused as exc:
             if exc.code == 421:  # the relay is closing this connection
                 await self.close()

@@ -1,0 +1,80 @@
+"""listserv.wire against a loopback relay offering PIPELINING and CHUNKING (as Postfix does)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from listserv import wire
+
+
+class ChunkingRelay:
+    """Just enough of an ESMTP server: EHLO with PIPELINING and CHUNKING, MAIL, RCPT, BDAT LAST,
+    RSET, QUIT; refuses RCPT to addresses starting 'bad'."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str, bytes]] = []
+        self.commands: list[bytes] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 relay ESMTP\r\n")
+        sender = rcpt = ""
+        while line := await reader.readline():
+            self.commands.append(line.rstrip())
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250-relay\r\n250-PIPELINING\r\n250-SIZE 100000\r\n250 CHUNKING\r\n")
+            elif verb == b"MAIL":
+                sender = line.decode().split("<", 1)[1].split(">", 1)[0]
+                writer.write(b"250 2.1.0 Ok\r\n")
+            elif verb == b"RCPT":
+                rcpt = line.decode().split("<", 1)[1].split(">", 1)[0]
+                writer.write(b"550 5.1.1 no\r\n" if rcpt.startswith("bad") else b"250 2.1.5 Ok\r\n")
+            elif verb == b"BDAT":
+                data = await reader.readexactly(int(line.split()[1]))
+                if rcpt.startswith("bad"):
+                    writer.write(b"554 5.5.1 no valid recipients\r\n")
+                else:
+                    self.messages.append((sender, rcpt, data))
+                    writer.write(b"250 2.0.0 queued\r\n")
+            elif verb == b"RSET":
+                writer.write(b"250 2.0.0 Ok\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 Bye\r\n")
+                break
+            await writer.drain()
+        writer.close()
+
+
+@pytest.fixture
+async def relay():  # type: ignore[no-untyped-def]
+    fake = ChunkingRelay()
+    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    fake.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    yield fake
+    server.close()
+
+
+async def test_chunking_relay_gets_the_message_unstuffed_in_one_bdat(relay):
+    """With CHUNKING the copy goes as BDAT n LAST: CRLF line ends, leading dots not doubled."""
+    conn = await wire.Connection.open("127.0.0.1", relay.port)
+    await conn.send("l-bounces+a=x.org@lists.test", "a@x.org", b"Subject: hi\n\n.dot\nend\n")
+    await conn.quit()
+    assert relay.messages == [
+        ("l-bounces+a=x.org@lists.test", "a@x.org", b"Subject: hi\r\n\r\n.dot\r\nend\r\n")
+    ]
+    assert any(c == b"BDAT 26 LAST" for c in relay.commands)
+    assert not any(c.startswith(b"DATA") for c in relay.commands)
+
+
+async def test_refused_recipient_raises_its_code_and_the_connection_goes_on(relay):
+    """A 550 at RCPT is raised as Refused(550) after a RSET; the next copy on it is delivered."""
+    conn = await wire.Connection.open("127.0.0.1", relay.port)
+    with pytest.raises(wire.Refused) as refused:
+        await conn.send("s@lists.test", "bad@x.org", b"Subject: one\r\n\r\nbody\r\n")
+    assert refused.value.code == 550
+    await conn.send("s@lists.test", "good@x.org", b"Subject: two\r\n\r\nbody\r\n")
+    await conn.quit()
+    assert [rcpt for _, rcpt, _ in relay.messages] == ["good@x.org"]
+    assert b"RSET" in relay.commands
