@@ -9,7 +9,7 @@ import os
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -73,7 +73,11 @@ class OutboxRelay:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
 
-    async def send(self, sender: str, rcpt: str, data: bytes, tag: int) -> None:
+    async def send(
+        self, sender: str, rcpt: str, data: bytes, tag: int, ready: Awaitable[None] | None = None
+    ) -> None:
+        if ready is not None:
+            await ready
         trace = fold("Return-Path", f"<{sender}>") + fold("Delivered-To", rcpt)
         name = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{tag:08d}.eml"
         tmp = self.folder / f".{name}.tmp"
@@ -120,7 +124,11 @@ class SmtpRelay:
             await client.login(self.username, self.password or "")
         return client
 
-    async def send(self, sender: str, rcpt: str, data: bytes, tag: int) -> None:
+    async def send(
+        self, sender: str, rcpt: str, data: bytes, tag: int, ready: Awaitable[None] | None = None
+    ) -> None:
+        if ready is not None:
+            await ready
         if self.client is None or not self.client.is_connected:
             try:
                 self.client = await self._connect()
@@ -184,7 +192,9 @@ class WireRelay:
         self.host, self.port = host, port
         self.conn: wire.Connection | None = None
 
-    async def send(self, sender: str, rcpt: str, data: bytes, tag: int) -> None:
+    async def send(
+        self, sender: str, rcpt: str, data: bytes, tag: int, ready: Awaitable[None] | None = None
+    ) -> None:
         if self.conn is None:
             try:
                 self.conn = await wire.Connection.open(self.host, self.port)
@@ -193,7 +203,7 @@ class WireRelay:
                     f"relay {self.host}:{self.port} unreachable: {exc}"
                 ) from None
         try:
-            await self.conn.send(sender, rcpt, data)
+            await self.conn.send(sender, rcpt, data, ready)
         except wire.Refused as exc:
             if exc.code == 421:  # the relay is closing this connection
                 await self.close()
@@ -417,6 +427,7 @@ class Deliverer:
         down: list[str],
         unsent: list[int],
     ) -> None:
+        recorded: Awaitable[None] | None = None  # the commit of this sender's last outcome
         while (next_item := await work.get()) is not None:
             item, fresh_until = next_item
             if self._stop.is_set() or time.monotonic() > fresh_until:
@@ -434,7 +445,10 @@ class Deliverer:
                     else raw
                 )
                 sender = verp_encode(list_name, site.domain, item.recipient)
-                await relay.send(sender, item.recipient, data, item.id)
+                # The relay awaits `recorded` before the body's last bytes: the commit of the
+                # last copy overlaps this copy's envelope, and a crash can still resend only
+                # the one copy in flight on this connection.
+                await relay.send(sender, item.recipient, data, item.id, recorded)
                 self.results.sent.append(item.id)
             except RelayUnreachable as exc:
                 down.append(str(exc))
@@ -446,16 +460,17 @@ class Deliverer:
             except Exception as exc:  # noqa: BLE001 - one bad copy must not stop the others
                 log.exception("delivery %s failed unexpectedly", item.id)
                 self.results.deferred.append((item, f"internal error: {exc}"))
-            await self._recorded()
+            recorded = self._recording()
+        if recorded is not None:
+            await recorded
 
-    async def _recorded(self) -> None:
-        """Wait until the outcomes gathered so far (this sender's last one among them) are stored."""
+    def _recording(self) -> Awaitable[None]:
+        """What to await for the outcomes gathered so far (this sender's last among them)."""
         if self._written is None:
             self._written = asyncio.get_running_loop().create_future()
-        written = self._written
         self._gathered += 1
         self._dirty.set()
-        await asyncio.shield(written)
+        return asyncio.shield(self._written)
 
     async def _outbound(self, outbound_id: int) -> tuple[str, bytes]:
         # The cache holds the load itself, so senders missing at once share one read of the body.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+from collections.abc import Awaitable
 
 TIMEOUT = 60.0  # seconds per reply, as aiosmtplib's default
 _UNSAFE = re.compile(rb"[\x00-\x20<>]")  # never on an SMTP command line
@@ -91,8 +92,11 @@ class Connection:
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             raise Dropped(str(exc) or type(exc).__name__) from None
 
-    async def send(self, sender: str, rcpt: str, data: bytes) -> None:
-        """One transaction; Refused names the first bad reply.
+    async def send(
+        self, sender: str, rcpt: str, data: bytes, ready: Awaitable[None] | None = None
+    ) -> None:
+        """One transaction; Refused names the first bad reply. ready, when given, is awaited
+        before the message's last bytes go out (delivery's commit of the previous copy).
 
         With PIPELINING and CHUNKING (RFC 3030, Postfix has both) the envelope and the whole
         message go out in one write as BDAT ... LAST; with PIPELINING alone MAIL/RCPT/DATA are
@@ -110,6 +114,10 @@ class Connection:
             options += b" SMTPUTF8"
         envelope = [b"MAIL FROM:<%s>%s\r\n" % (mail_from, options), b"RCPT TO:<%s>\r\n" % rcpt_to]
         if "PIPELINING" in self.extensions and "CHUNKING" in self.extensions:
+            if ready is not None:
+                self.writer.write(b"".join(envelope))
+                await ready
+                envelope = []
             self.writer.write(b"".join([*envelope, b"BDAT %d LAST\r\n" % len(data), data]))
             replies = [await self.reply() for _ in range(3)]
             bad = next(((c, t) for c, t in replies if c >= 400), None)
@@ -130,6 +138,8 @@ class Connection:
                     break
         bad = next(((c, t) for c, t in replies if c >= 400), None)
         if bad is None and replies[-1][0] == 354:
+            if ready is not None:
+                await ready
             self.writer.write(stuffed(data))
             code, text = await self.reply()
             if code == 250:

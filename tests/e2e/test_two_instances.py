@@ -98,10 +98,10 @@ def test_kill_9_of_one_instance_mid_fan_out_the_other_finishes_after_the_lease(t
     a, b, sink = two
     sink.delay = 0.01
     a.start()
-    members = insert_members(a.config, 400)
+    members = insert_members(a.config, 240)
     b.start()
     a.post("Shared fan-out", "shared-1", members[0])
-    poll(lambda: len(received(sink, "Shared fan-out")) >= 60, 30, "the fan-out under way")
+    poll(lambda: len(received(sink, "Shared fan-out")) >= 40, 30, "the fan-out under way")
     assert a.proc is not None
     os.kill(a.proc.pid, signal.SIGKILL)
     a.proc.wait(timeout=10)
