@@ -20,6 +20,7 @@ import logging
 import multiprocessing as mp
 import resource
 import smtplib
+import socket
 import sys
 import tempfile
 import threading
@@ -159,6 +160,96 @@ class SinkProcess:
             self.proc.join(5)
 
 
+class _Count:
+    value = 0
+
+
+SMTP_SINK, SMTP_SOURCE = "/usr/sbin/smtp-sink", "/usr/sbin/smtp-source"
+
+
+class PostfixSink:
+    """Postfix's smtp-sink (C) as the relay, counting DATA commands (-c); it keeps no copies, so
+    only the count and the delivery rows are checked. Same interface as SinkProcess."""
+
+    def __init__(self) -> None:
+        import os
+        import subprocess
+
+        self.port = common.free_port()
+        self.count = _Count()
+        self.base = 0
+        self.first = self.last = 0.0
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.proc = subprocess.Popen(
+            [SMTP_SINK, "-c", *user, f"127.0.0.1:{self.port}", "256"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        self.cpu0 = self.cpu()
+
+    def _read(self) -> None:
+        import re
+
+        assert self.proc.stdout is not None
+        while chunk := self.proc.stdout.read1(65536):  # type: ignore[attr-defined]
+            found = re.findall(rb"mesg=(\d+)", chunk)
+            if found:
+                now = time.monotonic()
+                self.count.value = int(found[-1]) - self.base
+                if not self.first and self.count.value:
+                    self.first = now
+                self.last = now
+
+    def cpu(self) -> float:
+        import os
+
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    wait_for = SinkProcess.wait_for
+
+    def report(self) -> dict:
+        time.sleep(0.3)  # the counter line of the last copy
+        n, cpu = self.count.value, self.cpu()
+        stats = dict(
+            count=n, distinct=n, dups=0, bad_verp=0, no_unsub=0, bad_unsub=0,
+            first=self.first, last=self.last, cpu=cpu - self.cpu0,
+        )  # fmt: skip
+        self.base += n
+        self.count.value, self.first, self.cpu0 = 0, 0.0, cpu
+        return stats
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+
+
+def smtp_source(port: int, n: int, conns: int) -> tuple[float, float]:
+    """smtp-source, Postfix's C client: n ~1 KB messages to distinct recipients over conns
+    sessions kept open (-d); returns (seconds, CPU seconds)."""
+    import subprocess
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run(
+        [SMTP_SOURCE, "-d", "-N", "-s", str(conns), "-m", str(n), "-l", "1100"]
+        + ["-f", "bench-bounces@lists.test", "-t", "member@example.net", f"127.0.0.1:{port}"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    dt = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return dt, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
 # --------------------------------------------------------------------------------------------
 # listserv
 # --------------------------------------------------------------------------------------------
@@ -202,7 +293,7 @@ def send_post(port: int, sender: str, raw: bytes) -> tuple[float, float, float]:
     return t0, t1, t1 - td
 
 
-async def run_listserv(cfg, sink: SinkProcess, n: int) -> dict:  # type: ignore[no-untyped-def]
+async def run_listserv(cfg, sink: SinkProcess | PostfixSink, n: int) -> dict:  # type: ignore[no-untyped-def]
     from listserv.dmarc import DmarcPolicies
     from listserv.server import Server
 
@@ -308,12 +399,25 @@ def main() -> int:
     ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the bare-client measurement")
+    ap.add_argument(
+        "--sink",
+        choices=("aiosmtpd", "smtp-sink"),
+        default="aiosmtpd",
+        help="smtp-sink: Postfix's C sink, with smtp-source (C client) as the ceiling",
+    )
     args = ap.parse_args()
+    postfix = args.sink == "smtp-sink"
+    if postfix and not (Path(SMTP_SINK).exists() and Path(SMTP_SOURCE).exists()):
+        print(
+            f"skipped: --sink smtp-sink needs {SMTP_SINK} and {SMTP_SOURCE} (Debian: apt-get "
+            "install postfix, then stop the system postfix it starts)"
+        )
+        return 0
     n, conns = args.members, args.connections
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     folder = Path(tempfile.mkdtemp(prefix="listserv-fanout-"))
-    sink = SinkProcess()
+    sink: SinkProcess | PostfixSink = PostfixSink() if postfix else SinkProcess()
     db = None
     ok = True
     try:
@@ -359,8 +463,10 @@ def main() -> int:
             problems.append(f"delivery rows by state {states}, expected {{'sent': {n}}}")
         ok = ok and not problems
         print(
-            f"check: {st['count']} copies, {st['distinct']} distinct recipients, "
-            f"{st['dups']} duplicates, delivery rows {states}: "
+            f"check: {st['count']} copies, "
+            + ("(smtp-sink keeps no copies: count and rows only), " if postfix else "")
+            + f"{st['distinct']} distinct recipients, {st['dups']} duplicates, "
+            f"delivery rows {states}: "
             + ("OK" if not problems else "FAILED: " + "; ".join(problems))
         )
 
@@ -370,14 +476,18 @@ def main() -> int:
             f"= {rate:.0f} deliveries/s (first copy after {st['first'] - st['t0']:.2f} s), "
             f"peak RSS {rss:.0f} MB (after start {st['rss_started']:.0f} MB)"
         )
+        anchor = "smtp-source" if postfix else "bare-client"
         if not args.no_ceiling:
-            dt, ccpu = asyncio.run(push(sink.port, n, conns))
+            if postfix:
+                dt, ccpu = smtp_source(sink.port, n, conns)
+            else:
+                dt, ccpu = asyncio.run(push(sink.port, n, conns))
             ceiling = n / dt
             cst = sink.report()
             if cst["count"] != n:
                 print(f"warning: the ceiling run delivered {cst['count']} of {n}")
             line += (
-                f"; bare-client ceiling {ceiling:.0f}/s over {conns} connections -> listserv at "
+                f"; {anchor} ceiling {ceiling:.0f}/s over {conns} connections -> listserv at "
                 f"{rate / ceiling:.2f} of it, {rate / common.MAILMAN_PERSONALIZED:.0f}x Mailman "
                 f"({common.MAILMAN_PERSONALIZED}/s)"
             )
@@ -390,7 +500,7 @@ def main() -> int:
         )
         if not args.no_ceiling:
             cpu_line += (
-                f"; bare client {ccpu:.1f} s ({1e6 * ccpu / n:.0f} us/copy), "
+                f"; {anchor} {ccpu:.1f} s ({1e6 * ccpu / n:.0f} us/copy), "
                 f"sink {cst['cpu']:.1f} s during the ceiling run"
             )
         print(cpu_line, flush=True)

@@ -161,6 +161,7 @@ class ServerConfig(_Model):
     retry_for: str = "5d"
     retry_initial: str = "30s"
     delivery_connections: int = Field(default=4, ge=1, le=64)
+    claim_lease: str = "2m"  # how long another instance waits before taking over a claimed copy
     token_days: int = Field(default=7, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     auto_upgrade: bool = False  # serve upgrades an older database schema at start
@@ -198,7 +199,7 @@ class ServerConfig(_Model):
         split_hostport(v)
         return v
 
-    @field_validator("retry_for", "retry_initial")
+    @field_validator("retry_for", "retry_initial", "claim_lease")
     @classmethod
     def _retry(cls, v: str) -> str:
         parse_duration(v)
@@ -231,6 +232,10 @@ class ServerConfig(_Model):
     @property
     def retry_initial_seconds(self) -> int:
         return parse_duration(self.retry_initial)
+
+    @property
+    def claim_lease_seconds(self) -> int:
+        return parse_duration(self.claim_lease)
 
 
 @dataclass(frozen=True)

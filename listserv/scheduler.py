@@ -15,7 +15,7 @@ from listserv.bounces import score as bounces
 from listserv.config import Config
 from listserv.digest import runs as digest_runs
 from listserv.states import DigestKind
-from listserv.store import Store
+from listserv.store import Store, maintenance
 
 log = logging.getLogger("listserv.scheduler")
 
@@ -43,9 +43,14 @@ class Scheduler:
     """Owns the AsyncIOScheduler of a running server: digests on their cron, daily upkeep."""
 
     def __init__(
-        self, store: Store, config: Callable[[], Config], wake: Callable[[], None]
+        self,
+        store: Store,
+        config: Callable[[], Config],
+        wake: Callable[[], None],
+        instance_id: str = "",
     ) -> None:
         self.store = store
+        self.instance_id = instance_id
         self.config = config  # a callable: after a reload, jobs read the new config
         self.wake = wake  # tells delivery that copies were queued
         self.aps = AsyncIOScheduler(timezone=ZoneInfo(config().server.timezone))
@@ -117,15 +122,26 @@ class Scheduler:
                 )
                 await self.run_digest(name, kind)
 
-    async def maintain(self) -> None:
-        def work() -> None:
+    async def maintain(self) -> bool:
+        """The daily bounce upkeep; with several instances on one database, the first one to
+        take the day's run key does it and the others skip (issue 14). True when it ran here."""
+
+        def work() -> bool:
             cfg, now = self.config(), datetime.now(UTC)
+            day = now.astimezone(ZoneInfo(cfg.server.timezone)).date()
+            with self.store.session() as s:
+                if not maintenance.start_run(s, day, self.instance_id, now):
+                    log.info("daily maintenance for %s already ran on another instance", day)
+                    return False
             for lst in cfg.lists.values():
                 with self.store.session() as s:
                     bounces.maintain(s, lst, cfg.site, now)
+            return True
 
         try:
-            await asyncio.to_thread(work)
+            ran = await asyncio.to_thread(work)
             self.wake()
+            return ran
         except Exception:  # noqa: BLE001
             log.exception("daily maintenance failed")
+            return False

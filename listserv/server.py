@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,13 @@ from listserv.store import Store, open_store
 from listserv.web import make_app
 
 log = logging.getLogger("listserv.server")
+
+STOP_TIMEOUT = 8.0  # SIGTERM: copies in flight finish within this, inside systemd's patience
+
+
+def make_instance_id() -> str:
+    """This process among several on one database: 'RANDOM@HOST:PID' (claims record it)."""
+    return f"{secrets.token_hex(3)}@{socket.gethostname()}:{os.getpid()}"
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -60,13 +68,21 @@ class Server:
         dkim_txt: TxtLookup | None = None,
     ) -> None:
         self.cfg = cfg
+        self.instance_id = make_instance_id()
         self.store: Store = open_store(cfg.database_url, upgrade=cfg.server.auto_upgrade)
         self.dmarc = dmarc if dmarc is not None else DmarcPolicies(default_resolver())
-        self.deliverer = Deliverer(self.store, self.config, on_failure=bounces.delivery_failed)
+        self.deliverer = Deliverer(
+            self.store,
+            self.config,
+            on_failure=bounces.delivery_failed,
+            instance_id=self.instance_id,
+        )
         self.inbound = InboundWorker(
             self.store, self.config, self.dmarc, self.deliverer.wake, SenderAuths(dkim_txt)
         )
-        self.scheduler = Scheduler(self.store, self.config, self.deliverer.wake)
+        self.scheduler = Scheduler(
+            self.store, self.config, self.deliverer.wake, instance_id=self.instance_id
+        )
         self.metrics = Metrics(self.store, lambda: self.config().lists)
         self.stop_event = asyncio.Event()
         self.smtp_server: asyncio.Server | None = None
@@ -120,7 +136,8 @@ class Server:
         ]
         self._write_pid()
         log.info(
-            "listserv serving %s on %s (%s), http on %s, %d list(s)",
+            "listserv %s serving %s on %s (%s), http on %s, %d list(s)",
+            self.instance_id,
             cfg.server.domain,
             cfg.server.listen,
             cfg.server.protocol,
@@ -142,6 +159,16 @@ class Server:
         if self.http is not None:
             self.http.should_exit = True
         self.scheduler.shutdown()
+        # Delivery finishes only the copies in flight (issue 10); past the timeout even those are
+        # cut off, left claimed by this instance, and taken back when it starts again.
+        _done, late = (
+            await asyncio.wait(self.tasks, timeout=STOP_TIMEOUT) if self.tasks else (set(), set())
+        )
+        for task in late:
+            log.warning(
+                "stopping: %s did not finish in %.0fs; cancelled", task.get_name(), STOP_TIMEOUT
+            )
+            task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         with contextlib.suppress(FileNotFoundError):
             self.cfg.resolve(self.cfg.server.pid_file).unlink()

@@ -21,8 +21,11 @@ from listserv.text import clean_text
 __all__ = ["LeaveOutcome", "LeaveVerdict", "classify_leave", "decide", "leave_probability"]
 
 
-SHORT_WORDS = 15  # at most this many words, the rules decide (chosen by cross-validation by
-# writer over train + dev: precision 0.977 against 0.975 at 10 words, recall 0.69 against 0.71)
+SHORT_WORDS = 10  # at most this many words, the rules decide (cross-validated by writer)
+# Up to this many words a clean found-work phrase is believed whatever the scorer says ("please
+# remove me from this list, I got a job", SPEC rule 5's own example). Cross-validated by writer
+# over train + dev: precision 0.975 either way, recall 0.711 against 0.707 without it.
+RULE_FIRST_WORDS = 15
 
 
 def _short(text: str) -> bool:
@@ -45,6 +48,8 @@ def decide(scored: LeaveOutcome, signals: RuleSignals, text: str) -> LeaveOutcom
         if signals.verdict.outcome == LeaveOutcome.OTHER and scored == LeaveOutcome.FOUND_WORK:
             return LeaveOutcome.UNSURE  # the scorer's hunch is asked, never switched
         return signals.verdict.outcome
+    if signals.verdict.found_work and len(text.split()) <= RULE_FIRST_WORDS:
+        return LeaveOutcome.FOUND_WORK
     if scored == LeaveOutcome.OTHER and signals.verdict.unsure:
         return LeaveOutcome.UNSURE  # rule 9: "done with the hunt" is asked, never dropped
     return scored

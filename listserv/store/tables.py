@@ -115,6 +115,7 @@ class Delivery(SQLModel, table=True):
     created_at: datetime
     next_attempt_at: datetime
     claimed_until: datetime | None = None
+    claimed_by: str = ""  # the instance id (Server.instance_id) of the last claim
     last_error: str = ""
     sent_at: datetime | None = None
 
@@ -159,6 +160,15 @@ class DigestRun(SQLModel, table=True):
     created_at: datetime
     posts: int = 0
     outbound_id: int | None = None
+
+
+class MaintenanceRun(SQLModel, table=True):
+    """One daily bounce-maintenance run; the day key makes it once across instances."""
+
+    __tablename__ = "maintenance_run"
+    day: date = Field(primary_key=True)
+    instance: str = ""
+    started_at: datetime
 
 
 class ReplyCount(SQLModel, table=True):

@@ -273,7 +273,7 @@ class _DownRelay:
 
     tries = 0
 
-    async def send(self, sender: str, rcpt: str, data: bytes, tag: int) -> None:
+    async def send(self, sender: str, rcpt: str, data: bytes, tag: int, ready=None) -> None:  # type: ignore[no-untyped-def]
         from listserv.delivery import RelayUnreachable
 
         type(self).tries += 1

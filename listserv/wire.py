@@ -1,0 +1,168 @@
+"""A small SMTP client for delivery to a plain smtp:// relay: the envelope in one write where
+the relay offers PIPELINING (RFC 2920), with the message too where it offers CHUNKING (BDAT).
+
+aiosmtplib writes each command on its own and parses both addresses with the email package
+for every copy; on loopback the send syscalls alone were ~40% of listserv's CPU per copy
+(cProfile of bench/fanout.py, issue 12). TLS and AUTH relays keep aiosmtplib (delivery.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import Awaitable
+
+TIMEOUT = 60.0  # seconds per reply, as aiosmtplib's default
+_UNSAFE = re.compile(rb"[\x00-\x20<>]")  # never on an SMTP command line
+
+
+class Refused(Exception):
+    """The relay answered code (4xx or 5xx) for this copy."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"{code} {text}".strip())
+        self.code = code
+
+
+class Dropped(Exception):
+    """The connection failed or the relay answered nonsense."""
+
+
+def crlf(data: bytes) -> bytes:
+    r"""data with CRLF line ends (most messages already have them: then two counts, no copy).
+
+    >>> crlf(b"a\nb\rc\r\n")
+    b'a\r\nb\r\nc\r\n'
+    """
+    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
+        data = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
+    return data
+
+
+def stuffed(data: bytes) -> bytes:
+    r"""CRLF data as DATA sends it: leading dots doubled, ending in CRLF.CRLF.
+
+    >>> stuffed(b"a\r\n.b\r\nc")
+    b'a\r\n..b\r\nc\r\n.\r\n'
+    """
+    if data.startswith(b".") or b"\n." in data:
+        data = (b"." if data.startswith(b".") else b"") + data.replace(b"\n.", b"\n..")
+    return data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
+
+
+class Connection:
+    """One connection to a relay: connect (greeting, EHLO), then send() one copy at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.extensions: set[str] = set()
+
+    @classmethod
+    async def open(cls, host: str, port: int, helo_name: str = "") -> Connection:
+        async with asyncio.timeout(TIMEOUT):
+            reader, writer = await asyncio.open_connection(host, port)
+        conn = cls(reader, writer)
+        try:
+            code, text = await conn.reply()
+            if code != 220:
+                raise Refused(code, text)
+            conn.writer.write(f"EHLO {helo_name or socket.getfqdn()}\r\n".encode())
+            code, text = await conn.reply()
+            if code != 250:
+                raise Refused(code, text)
+        except BaseException:
+            conn.close()
+            raise
+        conn.extensions = {line.split()[0].upper() for line in text.splitlines()[1:] if line}
+        return conn
+
+    async def reply(self) -> tuple[int, str]:
+        lines = []
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                while True:
+                    line = await self.reader.readline()
+                    if not line.endswith(b"\n") or len(line) < 4 or not line[:3].isdigit():
+                        raise Dropped(f"relay answered {line[:80]!r}")
+                    lines.append(line[4:].rstrip(b"\r\n").decode("utf-8", "replace"))
+                    if line[3:4] != b"-":
+                        return int(line[:3]), "\n".join(lines)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            raise Dropped(str(exc) or type(exc).__name__) from None
+
+    async def send(
+        self, sender: str, rcpt: str, data: bytes, ready: Awaitable[None] | None = None
+    ) -> None:
+        """One transaction; Refused names the first bad reply. ready, when given, is awaited
+        before the message's last bytes go out (delivery's commit of the previous copy).
+
+        With PIPELINING and CHUNKING (RFC 3030, Postfix has both) the envelope and the whole
+        message go out in one write as BDAT ... LAST; with PIPELINING alone MAIL/RCPT/DATA are
+        one write and the body a second; without it, a command at a time."""
+        mail_from, rcpt_to = sender.encode(), rcpt.encode("utf-8")
+        if _UNSAFE.search(mail_from) or _UNSAFE.search(rcpt_to):
+            raise Refused(553, f"address unsafe on an SMTP command line: {rcpt!r}")
+        data = crlf(data)
+        options = b""
+        if "SIZE" in self.extensions:
+            options += b" SIZE=%d" % len(data)
+        if not rcpt.isascii():
+            if "SMTPUTF8" not in self.extensions:
+                raise Refused(553, "the relay does not offer SMTPUTF8 for a non-ASCII address")
+            options += b" SMTPUTF8"
+        envelope = [b"MAIL FROM:<%s>%s\r\n" % (mail_from, options), b"RCPT TO:<%s>\r\n" % rcpt_to]
+        if "PIPELINING" in self.extensions and "CHUNKING" in self.extensions:
+            if ready is not None:
+                self.writer.write(b"".join(envelope))
+                await ready
+                envelope = []
+            self.writer.write(b"".join([*envelope, b"BDAT %d LAST\r\n" % len(data), data]))
+            replies = [await self.reply() for _ in range(3)]
+            bad = next(((c, t) for c, t in replies if c >= 400), None)
+            if bad is None:
+                return
+            await self._reset()
+            raise Refused(*bad)
+        commands = [*envelope, b"DATA\r\n"]
+        if "PIPELINING" in self.extensions:
+            self.writer.write(b"".join(commands))
+            replies = [await self.reply() for _ in commands]
+        else:
+            replies = []
+            for command in commands:
+                self.writer.write(command)
+                replies.append(await self.reply())
+                if replies[-1][0] >= 400:
+                    break
+        bad = next(((c, t) for c, t in replies if c >= 400), None)
+        if bad is None and replies[-1][0] == 354:
+            if ready is not None:
+                await ready
+            self.writer.write(stuffed(data))
+            code, text = await self.reply()
+            if code == 250:
+                return
+            raise Refused(code, text)
+        if replies[-1][0] == 354:  # DATA accepted despite a refusal before it: end it empty
+            self.writer.write(b".\r\n")
+            await self.reply()
+        await self._reset()
+        raise Refused(*(bad or replies[-1]))
+
+    async def _reset(self) -> None:
+        self.writer.write(b"RSET\r\n")
+        await self.reply()
+
+    async def quit(self) -> None:
+        try:
+            self.writer.write(b"QUIT\r\n")
+            await self.reply()
+        except (Dropped, OSError):
+            pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.writer.close()

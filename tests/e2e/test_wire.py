@@ -1,0 +1,111 @@
+"""listserv.wire against a loopback relay offering PIPELINING and CHUNKING (as Postfix does)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from listserv import wire
+
+
+class ChunkingRelay:
+    """Just enough of an ESMTP server: EHLO with PIPELINING and CHUNKING, MAIL, RCPT, BDAT LAST,
+    RSET, QUIT; refuses RCPT to addresses starting 'bad'."""
+
+    def __init__(self, chunking: bool = True) -> None:
+        self.messages: list[tuple[str, str, bytes]] = []
+        self.commands: list[bytes] = []
+        self.chunking = chunking
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 relay ESMTP\r\n")
+        sender = rcpt = ""
+        while line := await reader.readline():
+            self.commands.append(line.rstrip())
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                last = b"CHUNKING" if self.chunking else b"8BITMIME"
+                writer.write(
+                    b"250-relay\r\n250-PIPELINING\r\n250-SIZE 100000\r\n250 " + last + b"\r\n"
+                )
+            elif verb == b"MAIL":
+                sender = line.decode().split("<", 1)[1].split(">", 1)[0]
+                writer.write(b"250 2.1.0 Ok\r\n")
+            elif verb == b"RCPT":
+                rcpt = line.decode().split("<", 1)[1].split(">", 1)[0]
+                writer.write(b"550 5.1.1 no\r\n" if rcpt.startswith("bad") else b"250 2.1.5 Ok\r\n")
+            elif verb == b"BDAT":
+                data = await reader.readexactly(int(line.split()[1]))
+                if rcpt.startswith("bad"):
+                    writer.write(b"554 5.5.1 no valid recipients\r\n")
+                else:
+                    self.messages.append((sender, rcpt, data))
+                    writer.write(b"250 2.0.0 queued\r\n")
+            elif verb == b"DATA":
+                if rcpt.startswith("bad"):
+                    writer.write(b"554 5.5.1 no valid recipients\r\n")
+                    continue
+                writer.write(b"354 go ahead\r\n")
+                await writer.drain()
+                lines = []
+                while (body := await reader.readline()) != b".\r\n":
+                    lines.append(body[1:] if body.startswith(b".") else body)
+                self.messages.append((sender, rcpt, b"".join(lines)))
+                writer.write(b"250 2.0.0 queued\r\n")
+            elif verb == b"RSET":
+                writer.write(b"250 2.0.0 Ok\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 Bye\r\n")
+                break
+            await writer.drain()
+        writer.close()
+
+
+@pytest.fixture(params=[True, False], ids=["chunking", "pipelining"])
+async def relay(request):  # type: ignore[no-untyped-def]
+    fake = ChunkingRelay(chunking=request.param)
+    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    fake.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    yield fake
+    server.close()
+
+
+async def test_relay_gets_the_message_intact_by_bdat_or_pipelined_data(relay):
+    """With CHUNKING the copy goes as BDAT n LAST (leading dots as they are); without it, as
+    pipelined MAIL/RCPT/DATA and a dot-stuffed body. Either way it arrives with CRLF intact."""
+    conn = await wire.Connection.open("127.0.0.1", relay.port)
+    await conn.send("l-bounces+a=x.org@lists.test", "a@x.org", b"Subject: hi\n\n.dot\nend\n")
+    await conn.quit()
+    assert relay.messages == [
+        ("l-bounces+a=x.org@lists.test", "a@x.org", b"Subject: hi\r\n\r\n.dot\r\nend\r\n")
+    ]
+    assert (b"BDAT 26 LAST" in relay.commands) == relay.chunking
+    assert (b"DATA" in relay.commands) != relay.chunking
+
+
+async def test_ready_is_awaited_before_the_message_goes_out(relay):
+    """The previous copy's commit (ready) completes before this copy's message is written."""
+    conn = await wire.Connection.open("127.0.0.1", relay.port)
+    ready = asyncio.get_running_loop().create_future()
+    sending = asyncio.ensure_future(
+        conn.send("s@lists.test", "a@x.org", b"S: x\r\n\r\nb\r\n", ready)
+    )
+    await asyncio.sleep(0.2)
+    assert relay.messages == [] and not sending.done()
+    ready.set_result(None)
+    await sending
+    await conn.quit()
+    assert [rcpt for _, rcpt, _ in relay.messages] == ["a@x.org"]
+
+
+async def test_refused_recipient_raises_its_code_and_the_connection_goes_on(relay):
+    """A 550 at RCPT is raised as Refused(550) after a RSET; the next copy on it is delivered."""
+    conn = await wire.Connection.open("127.0.0.1", relay.port)
+    with pytest.raises(wire.Refused) as refused:
+        await conn.send("s@lists.test", "bad@x.org", b"Subject: one\r\n\r\nbody\r\n")
+    assert refused.value.code == 550
+    await conn.send("s@lists.test", "good@x.org", b"Subject: two\r\n\r\nbody\r\n")
+    await conn.quit()
+    assert [rcpt for _, rcpt, _ in relay.messages] == ["good@x.org"]
+    assert b"RSET" in relay.commands
