@@ -58,9 +58,12 @@ def handle_inbound(
     row: Inbound,
     now: datetime,
     dmarc_policies: DmarcPolicies | None = None,
+    inc: Incoming | None = None,
 ) -> None:
-    """Handle one stored message for each of its recipients, in the caller's transaction."""
-    inc = Incoming(raw=row.raw, mail_from=row.mail_from, msg=RawMessage(row.raw), now=now)
+    """Handle one stored message for each of its recipients, in the caller's transaction
+    (inc: the message already parsed, so the transaction does no parsing)."""
+    if inc is None:
+        inc = Incoming(raw=row.raw, mail_from=row.mail_from, msg=RawMessage(row.raw), now=now)
     site = cfg.site
     names = frozenset(cfg.lists)
     # One pass per distinct recipient: a client repeating RCPT TO must not post twice.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage, Message
@@ -160,6 +160,7 @@ class Incoming:
     mail_from: str
     msg: RawMessage
     now: datetime
+    _text: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def sender(self) -> str | None:
@@ -172,11 +173,15 @@ class Incoming:
 
     @property
     def message_id(self) -> str:
-        return self.msg.get("message-id").strip()
+        """The Message-ID without whitespace or control characters: an RFC 2047-encoded CR/LF
+        in it made every reply's In-Reply-To fail (issue 10)."""
+        return re.sub(r"[\s\x00-\x1f\x7f]+", "", self.msg.get("message-id"))
 
     def text(self) -> str:
         """The first text part (HTML as text, quotes as "> " lines); '' when there is none."""
-        return first_text(parse(self.raw))
+        if self._text is None:  # parsed once: the inbound worker does it before its transaction
+            self._text = first_text(parse(self.raw))
+        return self._text
 
 
 def add_fields(raw: bytes, fields: bytes) -> bytes:
@@ -223,6 +228,6 @@ def decode_text(data: bytes, charset: str | None) -> str:
         if name:
             try:
                 return _CONTROL.sub("", data.decode(name))
-            except (LookupError, UnicodeDecodeError):
+            except (LookupError, ValueError):  # ValueError: a NUL in the charset name
                 continue
     return _CONTROL.sub("", data.decode("latin-1"))

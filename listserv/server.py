@@ -19,7 +19,7 @@ from listserv.config import Config, load_config, split_hostport
 from listserv.delivery import Deliverer
 from listserv.dmarc import DmarcPolicies, default_resolver
 from listserv.errors import ConfigError
-from listserv.inbound import InboundWorker
+from listserv.inbound import InboundWorker, Writer, new_instance_id
 from listserv.scheduler import Scheduler
 from listserv.smtp import Handler, protocol_factory
 from listserv.store import Store, open_store
@@ -53,8 +53,12 @@ class Server:
         self.cfg = cfg
         self.store: Store = open_store(cfg.database_url, upgrade=cfg.server.auto_upgrade)
         self.dmarc = dmarc if dmarc is not None else DmarcPolicies(default_resolver())
+        self.instance_id = new_instance_id()  # claims name the process holding them
         self.deliverer = Deliverer(self.store, self.config, on_failure=bounces.delivery_failed)
-        self.inbound = InboundWorker(self.store, self.config, self.dmarc, self.deliverer.wake)
+        self.inbound = InboundWorker(
+            self.store, self.config, self.dmarc, self.deliverer.wake, self.instance_id
+        )
+        self.writer = Writer(self.store, self.inbound.wake)
         self.scheduler = Scheduler(self.store, self.config, self.deliverer.wake)
         self.stop_event = asyncio.Event()
         self.smtp_server: asyncio.Server | None = None
@@ -80,7 +84,7 @@ class Server:
         cfg = self.cfg
         ensure_secret(cfg.resolve(cfg.server.secret_file))
         host, port = split_hostport(cfg.server.listen)
-        handler = Handler(self.config, self.store, self.inbound.wake)
+        handler = Handler(self.config, self.writer.save)
         loop = asyncio.get_running_loop()
         self.smtp_server = await loop.create_server(protocol_factory(cfg, handler), host, port)
         http_host, http_port = split_hostport(cfg.server.http_listen)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -28,7 +29,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A reader's deferred BEGIN takes no lock at all in WAL mode (Store.reader).
+    conn.exec_driver_sql(
+        "BEGIN" if conn.get_execution_options().get("reader") else "BEGIN IMMEDIATE"
+    )
 
 
 def make_engine(url: str) -> Engine:
@@ -45,12 +49,21 @@ def make_engine(url: str) -> Engine:
 
 
 class Store:
-    """Holds the engine; `with store.session() as s:` is one committed transaction."""
+    """Holds the engine; `with store.session() as s:` is one committed transaction.
+
+    SQLite has one write lock per database. Threads of this process that want it queue on
+    `write_lock` instead of inside SQLite, whose busy handler sleeps (1, 2, 5 ... 100 ms) and so
+    made receiving, dispatching and delivering wait on each other (issue 12). Another process
+    (the CLI) still meets SQLite's busy timeout. PostgreSQL locks rows, so it needs no such lock.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
+        self.write_lock: contextlib.AbstractContextManager[object] = (
+            threading.RLock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        )
 
     def prepare(self, upgrade: bool = False) -> None:
         """A fresh database gets every table; an older one is refused unless upgrade is set."""
@@ -61,9 +74,17 @@ class Store:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as s:
+        """One write transaction; keep it short: parse and decide before opening it."""
+        with self.write_lock, Session(self.engine, expire_on_commit=False) as s:
             with s.begin():
                 yield s
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A read-only snapshot that never waits for a writer (WAL on SQLite)."""
+        with self.engine.connect().execution_options(reader=True) as conn:
+            with Session(bind=conn, expire_on_commit=False) as s:
+                yield s  # leaving the connection rolls the snapshot back; rows stay loaded
 
     def ping(self) -> bool:
         try:
