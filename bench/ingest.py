@@ -243,7 +243,19 @@ def main() -> int:
         proc, port = start_server(folder, db.url, sink.port)
         if os.environ.get("BENCH_PROFILE"):  # a py-spy profile of the server's first 20 s
             subprocess.Popen(
-                ["py-spy", "record", "-p", str(proc.pid), "-d", "20", "-r", "100", "-f", "raw"]
+                [
+                    "py-spy",
+                    "record",
+                    "--idle",
+                    "-p",
+                    str(proc.pid),
+                    "-d",
+                    "15",
+                    "-r",
+                    "100",
+                    "-f",
+                    "raw",
+                ]
                 + ["-o", os.environ["BENCH_PROFILE"]]
             )
         send_new(port, common.address(0), post(common.address(0))[1])  # warm up

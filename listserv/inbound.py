@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +32,7 @@ log = logging.getLogger("listserv.inbound")
 
 LEASE = timedelta(minutes=5)  # another instance's claim waits this long
 MAX_BATCH = 200  # messages per group commit
+BATCH_SECONDS = 0.05  # handling a batch stops after this, so saves wait at most about this long
 
 
 class Writer:
@@ -66,7 +68,7 @@ class Writer:
             self.wake()
 
     def _write(self, batch: list[tuple[str, list[str], bytes]]) -> list[int]:
-        with self.store.session() as s:
+        with self.store.session(urgent=True) as s:
             return inbound.save_many(s, batch, datetime.now(UTC))
 
 
@@ -165,45 +167,70 @@ class InboundWorker:
             return inbound.take_back(s, dead)
 
     def process(self) -> int:
-        """Handle due messages, each in one short transaction with its effects (blocking)."""
+        """Handle a batch of due messages (blocking): claimed in one short transaction, parsed
+        outside any, then handled in one more, each under its own savepoint, so the batch
+        shares one commit and one message's failure touches only that message."""
         with self.store.session() as s:
             rows = inbound.claim_inbound(s, datetime.now(UTC), LEASE, self.instance_id)
-        for row in rows:
-            self.handle(row)
-        return len(rows)
-
-    def handle(self, row: Inbound) -> None:
-        """One message: parse first, then one write; any failure keeps it for a retry."""
-        assert row.id is not None
+        if not rows:
+            return 0
         cfg = self.config()
         now = datetime.now(UTC)
-        try:
-            inc = Incoming(raw=row.raw, mail_from=row.mail_from, msg=RawMessage(row.raw), now=now)
-            inc.text()  # parse and read the body outside the write transaction
-            with self.store.session() as s:
-                dispatch.handle_inbound(s, cfg, row, now, self.dmarc, inc=inc)
-                inbound.finish_inbound(s, row.id)
-        except Exception as exc:  # noqa: BLE001 - keep the message, go on with the next
-            log.exception("could not handle inbound message %s", row.id)
-            self.failed(row, cfg, f"{type(exc).__name__}: {exc}"[:1000])
+        ready: list[tuple[Inbound, Incoming]] = []
+        failures: list[tuple[Inbound, str]] = []
+        for row in rows:
+            try:
+                ready.append((row, self.prepare(cfg, row, now)))
+            except Exception as exc:  # noqa: BLE001 - keep the message for a retry
+                log.exception("could not read inbound message %s", row.id)
+                failures.append((row, f"{type(exc).__name__}: {exc}"))
+        parked: list[tuple[Inbound, str, int]] = []
+        with self.store.session() as s:
+            started = time.monotonic()
+            for i, (row, inc) in enumerate(ready):
+                assert row.id is not None
+                if time.monotonic() - started > BATCH_SECONDS:  # keep the write lock short
+                    inbound.release(s, [r.id for r, _ in ready[i:] if r.id is not None])
+                    break
+                try:
+                    with s.begin_nested():
+                        dispatch.handle_inbound(s, cfg, row, now, self.dmarc, inc=inc)
+                        inbound.finish_inbound(s, row.id)
+                except Exception as exc:  # noqa: BLE001 - keep the message, go on with the next
+                    log.exception("could not handle inbound message %s", row.id)
+                    failures.append((row, f"{type(exc).__name__}: {exc}"))
+            for row, error in failures:
+                if self.failed(s, cfg, row, error[:1000], now):
+                    parked.append((row, error[:1000], row.attempts + 1))
+        for row, error, attempts in parked:
+            try:
+                with self.store.session() as s:
+                    tell_owners(s, cfg, row, error, attempts, now)
+            except Exception:  # noqa: BLE001 - the message stays parked and listed
+                log.exception("could not tell the owners about parked message %s", row.id)
+        return len(rows)
 
-    def failed(self, row: Inbound, cfg: Config, error: str) -> None:
+    def prepare(self, cfg: Config, row: Inbound, now: datetime) -> Incoming:
+        """Parse, read the body and look up DMARC before any write transaction."""
+        inc = Incoming(raw=row.raw, mail_from=row.mail_from, msg=RawMessage(row.raw), now=now)
+        inc.text()
+        if self.dmarc is not None and any(lst.dmarc != "none" for lst in cfg.lists.values()):
+            author = inc.sender or ""
+            with contextlib.suppress(Exception):  # a failed lookup is retried inside
+                self.dmarc.policy(author.rpartition("@")[2])
+        return inc
+
+    def failed(self, s: Session, cfg: Config, row: Inbound, error: str, now: datetime) -> bool:
+        """Record a failed try; True when that was the last one and the message is parked."""
         assert row.id is not None
         attempts = row.attempts + 1
-        now = datetime.now(UTC)
         if attempts < cfg.server.inbound_attempts:
             at = now + backoff(attempts, cfg.server.inbound_retry_seconds)
-            with self.store.session() as s:
-                inbound.retry_later(s, row.id, error, attempts, at)
-            return
-        with self.store.session() as s:
-            inbound.finish_inbound(s, row.id, error=error, attempts=attempts)
+            inbound.retry_later(s, row.id, error, attempts, at)
+            return False
+        inbound.finish_inbound(s, row.id, error=error, attempts=attempts)
         log.error("inbound message %s parked after %d tries: %s", row.id, attempts, error)
-        try:
-            with self.store.session() as s:
-                tell_owners(s, cfg, row, error, attempts, now)
-        except Exception:  # noqa: BLE001 - the message stays parked and listed
-            log.exception("could not tell the owners about parked message %s", row.id)
+        return True
 
 
 def tell_owners(

@@ -64,6 +64,8 @@ class Store:
         self.write_lock: contextlib.AbstractContextManager[object] = (
             threading.RLock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
+        self._urgent = 0  # writers that go first: a client is waiting for their 250
+        self._turn = threading.Condition()
 
     def prepare(self, upgrade: bool = False) -> None:
         """A fresh database gets every table; an older one is refused unless upgrade is set."""
@@ -73,11 +75,26 @@ class Store:
             raise StorageError(f"cannot open the database {self.url}: {exc.orig}") from None
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        """One write transaction; keep it short: parse and decide before opening it."""
-        with self.write_lock, Session(self.engine, expire_on_commit=False) as s:
-            with s.begin():
-                yield s
+    def session(self, urgent: bool = False) -> Iterator[Session]:
+        """One write transaction; keep it short: parse and decide before opening it.
+
+        An urgent one (saving accepted mail) goes before the others waiting for the lock.
+        """
+        if self.dialect == "sqlite":
+            with self._turn:
+                if urgent:
+                    self._urgent += 1
+                else:
+                    self._turn.wait_for(lambda: self._urgent == 0, timeout=0.1)
+        try:
+            with self.write_lock, Session(self.engine, expire_on_commit=False) as s:
+                with s.begin():
+                    yield s
+        finally:
+            if urgent and self.dialect == "sqlite":
+                with self._turn:
+                    self._urgent -= 1
+                    self._turn.notify_all()
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Session]:

@@ -91,6 +91,16 @@ def take_back(s: Session, instances: Sequence[str]) -> int:
     return max(getattr(result, "rowcount", 0) or 0, 0)
 
 
+def release(s: Session, ids: Sequence[int]) -> None:
+    """Give claimed messages back untouched, for the next pass."""
+    if ids:
+        s.execute(
+            update(Inbound)
+            .where(col(Inbound.id).in_(list(ids)))
+            .values(claimed_until=None, claimed_by="")
+        )
+
+
 def claimants(s: Session) -> list[str]:
     """The instance ids holding claims on unfinished messages."""
     return list(
