@@ -86,7 +86,13 @@ def take_back(s: Session, instances: Sequence[str]) -> int:
             col(Inbound.state) == InboundState.NEW,
             col(Inbound.claimed_by).in_(list(instances)),
         )
-        .values(claimed_until=None, claimed_by="")
+        .values(
+            claimed_until=None,
+            claimed_by="",
+            # counted as a try, so a message that kills the process cannot loop for ever
+            attempts=col(Inbound.attempts) + 1,
+            error="interrupted: the process handling it stopped",
+        )
     )
     return max(getattr(result, "rowcount", 0) or 0, 0)
 
