@@ -178,7 +178,11 @@ class InboundWorker:
         now = datetime.now(UTC)
         ready: list[tuple[Inbound, Incoming]] = []
         failures: list[tuple[Inbound, str]] = []
+        interrupted: list[Inbound] = []
         for row in rows:
+            if row.attempts >= cfg.server.inbound_attempts:  # interrupted that often: park it
+                interrupted.append(row)
+                continue
             try:
                 ready.append((row, self.prepare(cfg, row, now)))
             except Exception as exc:  # noqa: BLE001 - keep the message for a retry
@@ -202,6 +206,14 @@ class InboundWorker:
             for row, error in failures:
                 if self.failed(s, cfg, row, error[:1000], now):
                     parked.append((row, error[:1000], row.attempts + 1))
+            for row in interrupted:
+                assert row.id is not None
+                error = row.error or "interrupted"
+                inbound.finish_inbound(s, row.id, error=error, attempts=row.attempts)
+                log.error(
+                    "inbound message %s parked after %d tries: %s", row.id, row.attempts, error
+                )
+                parked.append((row, error, row.attempts))
         for row, error, attempts in parked:
             try:
                 with self.store.session() as s:

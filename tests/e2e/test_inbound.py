@@ -172,3 +172,26 @@ async def test_accepted_posts_from_concurrent_clients_are_each_delivered_once(se
     await settled(server)
     subjects = sorted(m.msg["Subject"] for m in sink.to("bob@example.com"))
     assert subjects == sorted(f"[networking] c{i}" for i in range(20))
+
+
+async def test_a_message_that_keeps_killing_the_process_is_parked_not_looped(
+    server_factory, sink, tmp_path
+):
+    """Each take-back after a dead process counts as a try; past inbound_attempts it is parked."""
+    srv = await server_factory(server_extra="inbound_attempts = 2\n")
+    await srv.stop()
+    with srv.store.session() as s:
+        [row_id] = inbound.save_many(
+            s, [("ann@example.com", [LIST], post("Deadly"))], datetime.now(UTC)
+        )
+        row = s.get(Inbound, row_id)
+        assert row is not None
+        row.attempts = 1
+        row.claimed_by = f"{socket.gethostname()}/{dead_pid()}/abc123"
+        row.claimed_until = datetime.now(UTC) + timedelta(minutes=5)
+    await server_factory(server_extra="inbound_attempts = 2\n", folder=tmp_path)
+    [note] = await mails_to(sink, "owner@example.org")
+    assert "interrupted" in note.get_content()
+    with srv.store.reader() as s:
+        [parked] = inbound.listing(s, failed_only=True)
+    assert parked.attempts == 2 and parked.error.startswith("interrupted")
