@@ -7,7 +7,7 @@ another process. Phases, one run:
 
 - new:    N posts one after another from the list's only member, a new SMTP connection each;
 - reused: N posts over one connection;
-- 20x:    20 concurrent clients x (N/4 // 20) posts each to a 10-member list;
+- 20x:    20 concurrent clients x 50 posts (--each) to a 10-member list;
 - big:    one message with an 8 MB folded header from a stranger while the member posts once a
           second; we print how much later than usual the member's posts arrived.
 
@@ -234,6 +234,7 @@ def big_header(port: int, sink: Sink, mb: int, seconds: int) -> tuple[list[float
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--posts", type=int, default=400)
+    ap.add_argument("--each", type=int, default=50, help="posts per client in the 20-client phase")
     ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     ap.add_argument("--big-mb", type=int, default=8)
     ap.add_argument("--big-seconds", type=int, default=12)
@@ -286,7 +287,7 @@ def main() -> int:
             )
             ok = ok and not bad
         common.in_child(add_members, db.url, 9)
-        each = max(1, args.posts // 4 // 20)
+        each = args.each
         acc, dlv, distinct, dups = concurrent(port, sink, 20, each, 10)
         lost = 20 * each * 10 - distinct
         print(
