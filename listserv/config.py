@@ -186,6 +186,17 @@ class ServerConfig(_Model):
                 raise ValueError(f"{addr!r} is not an email address like 'admin@example.org'")
         return tuple(a.strip().lower() for a in value)
 
+    # Bounded work per message (issue 10): checked while receiving, before the 250.
+    max_header_bytes: int = Field(default=256 * 1024, gt=0)
+    max_header_fields: int = Field(default=1000, gt=0)
+    max_line_bytes: int = Field(default=998, ge=998)  # RFC 5322 2.1.1, without the CRLF
+    max_mime_depth: int = Field(default=30, gt=0, le=100)
+    max_mime_parts: int = Field(default=1000, gt=0)
+    # A message that fails to be handled is tried this many times (backoff from
+    # inbound_retry, doubling), then parked and reported to the owners.
+    inbound_attempts: int = Field(default=5, ge=1)
+    inbound_retry: str = "30s"
+
     @field_validator("domain")
     @classmethod
     def _domain(cls, v: str) -> str:
@@ -199,7 +210,7 @@ class ServerConfig(_Model):
         split_hostport(v)
         return v
 
-    @field_validator("retry_for", "retry_initial", "claim_lease")
+    @field_validator("retry_for", "retry_initial", "claim_lease", "inbound_retry")
     @classmethod
     def _retry(cls, v: str) -> str:
         parse_duration(v)
@@ -224,6 +235,10 @@ class ServerConfig(_Model):
                 f"{v!r} is not a relay like 'smtp://127.0.0.1:25' or 'outbox:var/outbox'"
             )
         return v
+
+    @property
+    def inbound_retry_seconds(self) -> int:
+        return parse_duration(self.inbound_retry)
 
     @property
     def retry_seconds(self) -> int:

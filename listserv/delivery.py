@@ -22,6 +22,7 @@ from listserv import wire
 from listserv.addresses import verp_encode
 from listserv.config import Config, Site
 from listserv.headers import member_fields
+from listserv.instances import dead_here
 from listserv.message import add_fields, fold
 from listserv.store import Store, outbound
 from listserv.store.outbound import Claimed
@@ -254,43 +255,6 @@ class Results:
         self.sent += other.sent
         self.deferred += other.deferred
         self.failed += other.failed
-
-
-def parse_instance(instance: str) -> tuple[str, int] | None:
-    """(host, pid) of an instance id 'RANDOM@HOST:PID' (Server.instance_id), None if not one.
-
-    >>> parse_instance("3fa9c1@mx1.example.org:4242"), parse_instance("")
-    (('mx1.example.org', 4242), None)
-    """
-    rest, _, pid = instance.rpartition(":")
-    _, at, host = rest.partition("@")
-    return (host, int(pid)) if at and host and pid.isdigit() else None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: alive, someone else's
-        return True
-    return True
-
-
-def dead_here(instances: list[str], me: str, alive: Callable[[int], bool] = pid_alive) -> list[str]:
-    """The instances among these that ran on this host and whose process is gone: their claims
-    can be taken back at once. Another host's claims wait out their lease (we cannot tell).
-
-    >>> dead_here(["a@h:1", "b@h:2", "c@other:1", "me@h:3", ""], "me@h:3", lambda pid: pid == 2)
-    ['a@h:1']
-    """
-    mine = parse_instance(me)
-    found = []
-    for instance in instances:
-        parsed = parse_instance(instance)
-        if mine and parsed and instance != me and parsed[0] == mine[0] and not alive(parsed[1]):
-            found.append(instance)
-    return found
 
 
 class Deliverer:

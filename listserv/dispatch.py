@@ -69,12 +69,15 @@ def handle_inbound(
     now: datetime,
     dmarc_policies: DmarcPolicies | None = None,
     sender_auth: SenderAuths | None = None,
+    inc: Incoming | None = None,
 ) -> list[str]:
-    """Handle one stored message for each of its recipients, in the caller's transaction;
-    returns what happened, one short phrase per recipient, for the worker's log line."""
+    """Handle one stored message for each of its recipients, in the caller's transaction
+    (inc: the message already parsed, so the transaction does no parsing); returns what
+    happened, one short phrase per recipient, for the worker's log line."""
     auth = (sender_auth or SenderAuths())(cfg.server.sender_auth)
     done: list[str] = []
-    inc = Incoming(raw=row.raw, mail_from=row.mail_from, msg=RawMessage(row.raw), now=now)
+    if inc is None:
+        inc = Incoming(raw=row.raw, mail_from=row.mail_from, msg=RawMessage(row.raw), now=now)
     site = cfg.site
     names = frozenset(cfg.lists)
     # One pass per distinct recipient: a client repeating RCPT TO must not post twice.

@@ -9,7 +9,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,8 @@ from listserv.config import Config, load_config, split_hostport
 from listserv.delivery import Deliverer
 from listserv.dmarc import DmarcPolicies, default_resolver
 from listserv.errors import ConfigError
-from listserv.inbound import InboundWorker
+from listserv.inbound import InboundWorker, Writer
+from listserv.instances import make_instance_id
 from listserv.metrics import Metrics
 from listserv.scheduler import Scheduler
 from listserv.sender_auth import SenderAuths, TxtLookup
@@ -31,11 +31,6 @@ from listserv.web import make_app
 log = logging.getLogger("listserv.server")
 
 STOP_TIMEOUT = 8.0  # SIGTERM: copies in flight finish within this, inside systemd's patience
-
-
-def make_instance_id() -> str:
-    """This process among several on one database: 'RANDOM@HOST:PID' (claims record it)."""
-    return f"{secrets.token_hex(3)}@{socket.gethostname()}:{os.getpid()}"
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -78,8 +73,14 @@ class Server:
             instance_id=self.instance_id,
         )
         self.inbound = InboundWorker(
-            self.store, self.config, self.dmarc, self.deliverer.wake, SenderAuths(dkim_txt)
+            self.store,
+            self.config,
+            self.dmarc,
+            self.deliverer.wake,
+            SenderAuths(dkim_txt),
+            self.instance_id,
         )
+        self.writer = Writer(self.store, self.inbound.wake)
         self.scheduler = Scheduler(
             self.store, self.config, self.deliverer.wake, instance_id=self.instance_id
         )
@@ -108,7 +109,7 @@ class Server:
         cfg = self.cfg
         ensure_secret(cfg.resolve(cfg.server.secret_file))
         host, port = split_hostport(cfg.server.listen)
-        handler = Handler(self.config, self.store, self.inbound.wake)
+        handler = Handler(self.config, self.writer.save)
         loop = asyncio.get_running_loop()
         self.smtp_server = await loop.create_server(protocol_factory(cfg, handler), host, port)
         http_host, http_port = split_hostport(cfg.server.http_listen)

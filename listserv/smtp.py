@@ -1,18 +1,18 @@
-"""1. The aiosmtpd handler: route at RCPT TO, store at DATA, answer 250 only after the commit."""
+"""1. The aiosmtpd handler: route at RCPT TO, check and store at DATA, answer 250 only after the
+commit (the inbound Writer group-commits concurrent messages)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from listserv import limits
 from listserv.addresses import is_postmaster, is_valid_address, split_recipient
 from listserv.config import Config
-from listserv.store import Store, inbound
 
 log = logging.getLogger("listserv.smtp")
 
@@ -23,11 +23,12 @@ class Handler:
     """aiosmtpd hooks; everything past storing the message happens in the inbound worker."""
 
     def __init__(
-        self, config: Callable[[], Config], store: Store, wake: Callable[[], None]
+        self,
+        config: Callable[[], Config],
+        save: Callable[[str, Sequence[str], bytes], Awaitable[int]],
     ) -> None:
         self.config = config  # a callable, so a reload takes effect for the next message
-        self.store = store
-        self.wake = wake
+        self.save = save  # durable when it returns (inbound.Writer.save)
 
     async def handle_RCPT(
         self,
@@ -57,19 +58,27 @@ class Handler:
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
         rcpts = list(envelope.rcpt_tos)
+        s = self.config().server
+        bounds = limits.Limits(
+            s.max_header_bytes, s.max_header_fields, s.max_mime_depth, s.max_mime_parts
+        )
+        # A big message is scanned off the event loop, so it cannot hold up other sessions.
+        refused = (
+            limits.check(raw, bounds)
+            if len(raw) < 256 * 1024
+            else await asyncio.to_thread(limits.check, raw, bounds)
+        )
+        if refused:
+            log.info("refused a message from %s: %s", envelope.mail_from, refused)
+            return self._answer(server, rcpts, refused)
         try:
-            await asyncio.to_thread(self._save, envelope.mail_from or "", rcpts, raw)
+            await self.save(envelope.mail_from or "", rcpts, raw)
         except Exception:  # noqa: BLE001 - any storage failure means "try again later"
             log.exception("could not store a message from %s", envelope.mail_from)
             return self._answer(
                 server, rcpts, "451 4.3.0 Temporary storage failure, please try again later"
             )
-        self.wake()
         return self._answer(server, rcpts, "250 2.0.0 Message accepted")
-
-    def _save(self, mail_from: str, rcpts: list[str], raw: bytes) -> None:
-        with self.store.session() as s:
-            inbound.save_inbound(s, mail_from, rcpts, raw, datetime.now(UTC))
 
     @staticmethod
     def _answer(server: SMTP, rcpts: list[str], status: str) -> str:
@@ -85,7 +94,9 @@ class Handler:
 
 def protocol_factory(cfg: Config, handler: Handler) -> Callable[[], SMTP]:
     """A factory for asyncio.create_server: SMTP or LMTP per config."""
-    cls = LMTP if cfg.server.protocol == "lmtp" else SMTP
+    base = LMTP if cfg.server.protocol == "lmtp" else SMTP
+    # aiosmtpd refuses a longer line with "500 Line too long"; +2 for the CRLF.
+    cls = type(base.__name__, (base,), {"line_length_limit": cfg.server.max_line_bytes + 2})
 
     def make() -> SMTP:
         return cls(

@@ -301,9 +301,9 @@ def add_members(srv, *addresses: str, delivery: str = "regular") -> None:  # typ
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
-    """Print the figures tests measured (the classifier's precision and recall) under the run."""
+    """Print the figures tests measured (the classifier's precision and recall, the fuzz outcome)."""
     import sys
 
-    module = sys.modules.get("tests.unit.test_retention")
-    for line in getattr(module, "FIGURES", []):
-        terminalreporter.write_line(line)
+    for name in ("tests.unit.test_retention", "tests.e2e.test_fuzz"):
+        for line in getattr(sys.modules.get(name), "FIGURES", []):
+            terminalreporter.write_line(line)

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from listserv.cli import db, digest, lists, members, moderation, queue, run, stats
+from listserv.cli import db, digest, inbound, lists, members, moderation, queue, run, stats
 from listserv.cli.common import app, fail
 from listserv.errors import ConfigError
 
-__all__ = ["app", "db", "digest", "lists", "main", "members", "moderation", "queue", "run", "stats"]
+__all__ = [
+    "app",
+    "db",
+    "digest",
+    "inbound",
+    "lists",
+    "main",
+    "members",
+    "moderation",
+    "queue",
+    "run",
+    "stats",
+]
 
 
 def main() -> None:

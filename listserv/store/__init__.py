@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -28,7 +29,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A reader's deferred BEGIN takes no lock at all in WAL mode (Store.reader).
+    conn.exec_driver_sql(
+        "BEGIN" if conn.get_execution_options().get("reader") else "BEGIN IMMEDIATE"
+    )
 
 
 def _sqlite_begin_read(conn: Connection) -> None:
@@ -49,13 +53,24 @@ def make_engine(url: str) -> Engine:
 
 
 class Store:
-    """Holds the engine; `with store.session() as s:` is one committed transaction."""
+    """Holds the engine; `with store.session() as s:` is one committed transaction.
+
+    SQLite has one write lock per database. Threads of this process that want it queue on
+    `write_lock` instead of inside SQLite, whose busy handler sleeps (1, 2, 5 ... 100 ms) and so
+    made receiving, dispatching and delivering wait on each other (issue 12). Another process
+    (the CLI) still meets SQLite's busy timeout. PostgreSQL locks rows, so it needs no such lock.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
         self._reader: Engine | None = None
+        self.write_lock: contextlib.AbstractContextManager[object] = (
+            threading.RLock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        )
+        self._urgent = 0  # writers that go first: a client is waiting for their 250
+        self._turn = threading.Condition()
 
     def prepare(self, upgrade: bool = False) -> None:
         """A fresh database gets every table; an older one is refused unless upgrade is set."""
@@ -65,10 +80,33 @@ class Store:
             raise StorageError(f"cannot open the database {self.url}: {exc.orig}") from None
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as s:
-            with s.begin():
-                yield s
+    def session(self, urgent: bool = False) -> Iterator[Session]:
+        """One write transaction; keep it short: parse and decide before opening it.
+
+        An urgent one (saving accepted mail) goes before the others waiting for the lock.
+        """
+        if self.dialect == "sqlite":
+            with self._turn:
+                if urgent:
+                    self._urgent += 1
+                else:
+                    self._turn.wait_for(lambda: self._urgent == 0, timeout=0.1)
+        try:
+            with self.write_lock, Session(self.engine, expire_on_commit=False) as s:
+                with s.begin():
+                    yield s
+        finally:
+            if urgent and self.dialect == "sqlite":
+                with self._turn:
+                    self._urgent -= 1
+                    self._turn.notify_all()
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A read-only snapshot that never waits for a writer (WAL on SQLite)."""
+        with self.engine.connect().execution_options(reader=True) as conn:
+            with Session(bind=conn, expire_on_commit=False) as s:
+                yield s  # leaving the connection rolls the snapshot back; rows stay loaded
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Session]:

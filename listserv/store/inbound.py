@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import and_, insert, or_, update
 from sqlmodel import Session, col, select
 
 from listserv.states import InboundState
@@ -17,20 +17,43 @@ def save_inbound(
     s: Session, mail_from: str, rcpts: Sequence[str], raw: bytes, now: datetime
 ) -> int:
     """Keep a message as accepted; it is handled after the commit (SPEC 6)."""
-    row = Inbound(received_at=now, mail_from=mail_from, rcpts=json.dumps(list(rcpts)), raw=raw)
-    s.add(row)
-    s.flush()
-    assert row.id is not None
-    return row.id
+    return save_many(s, [(mail_from, rcpts, raw)], now)[0]
 
 
-def claim_inbound(s: Session, now: datetime, lease: timedelta, limit: int = 20) -> list[Inbound]:
-    """Take up to limit new messages for this worker; a dead worker's claim lapses after lease."""
+def save_many(
+    s: Session, messages: Sequence[tuple[str, Sequence[str], bytes]], now: datetime
+) -> list[int]:
+    """Keep several accepted messages in the caller's transaction (one commit for all)."""
+    rows = [
+        dict(
+            received_at=now,
+            mail_from=mail_from,
+            rcpts=json.dumps(list(rcpts)),
+            raw=raw,
+            state=InboundState.NEW,
+            error="",
+            attempts=0,
+            claimed_by="",
+        )
+        for mail_from, rcpts, raw in messages
+    ]
+    ids: list[int] = []
+    for row in rows:  # one INSERT .. RETURNING a row: ids in order on every dialect
+        ids.append(s.execute(insert(Inbound).values(**row).returning(col(Inbound.id))).scalar_one())
+    return ids
+
+
+def claim_inbound(
+    s: Session, now: datetime, lease: timedelta, instance: str = "", limit: int = 20
+) -> list[Inbound]:
+    """Take up to limit due messages for this instance; a dead instance's claim lapses after
+    lease, and a failed message waits for its next try."""
     due = (
         select(col(Inbound.id))
         .where(
             col(Inbound.state) == InboundState.NEW,
             or_(col(Inbound.claimed_until).is_(None), col(Inbound.claimed_until) < now),
+            or_(col(Inbound.next_attempt_at).is_(None), col(Inbound.next_attempt_at) <= now),
         )
         .order_by(col(Inbound.id))
         .limit(limit)
@@ -44,7 +67,7 @@ def claim_inbound(s: Session, now: datetime, lease: timedelta, limit: int = 20) 
             .where(
                 col(Inbound.id).in_(due.scalar_subquery()), col(Inbound.state) == InboundState.NEW
             )
-            .values(claimed_until=now + lease)
+            .values(claimed_until=now + lease, claimed_by=instance)
             .returning(col(Inbound.id))
         )
     ]
@@ -53,13 +76,105 @@ def claim_inbound(s: Session, now: datetime, lease: timedelta, limit: int = 20) 
     return list(s.exec(select(Inbound).where(col(Inbound.id).in_(ids)).order_by(col(Inbound.id))))
 
 
-def finish_inbound(s: Session, inbound_id: int, error: str = "") -> None:
+def take_back(s: Session, instances: Sequence[str]) -> int:
+    """Release the claims these (dead) instances held, so they are handled at once."""
+    if not instances:
+        return 0
+    result = s.execute(
+        update(Inbound)
+        .where(
+            col(Inbound.state) == InboundState.NEW,
+            col(Inbound.claimed_by).in_(list(instances)),
+        )
+        .values(
+            claimed_until=None,
+            claimed_by="",
+            # counted as a try, so a message that kills the process cannot loop for ever
+            attempts=col(Inbound.attempts) + 1,
+            error="interrupted: the process handling it stopped",
+        )
+    )
+    return max(getattr(result, "rowcount", 0) or 0, 0)
+
+
+def release(s: Session, ids: Sequence[int]) -> None:
+    """Give claimed messages back untouched, for the next pass."""
+    if ids:
+        s.execute(
+            update(Inbound)
+            .where(col(Inbound.id).in_(list(ids)))
+            .values(claimed_until=None, claimed_by="")
+        )
+
+
+def claimants(s: Session) -> list[str]:
+    """The instance ids holding claims on unfinished messages."""
+    return list(
+        s.exec(
+            select(Inbound.claimed_by)
+            .where(col(Inbound.state) == InboundState.NEW, col(Inbound.claimed_by) != "")
+            .distinct()
+        )
+    )
+
+
+def finish_inbound(s: Session, inbound_id: int, error: str = "", attempts: int = 0) -> None:
+    """Done (its raw bytes dropped), or with error parked for good after attempts tries."""
     s.execute(
         update(Inbound)
         .where(col(Inbound.id) == inbound_id)
         .values(
+            attempts=attempts if error else col(Inbound.attempts),
             state=InboundState.FAILED if error else InboundState.DONE,
             error=error[:1000],
             raw=b"" if not error else col(Inbound.raw),
+            claimed_until=None,
         )
     )
+
+
+def retry_later(s: Session, inbound_id: int, error: str, attempts: int, at: datetime) -> None:
+    """A failed try: keep the message, try again at `at`."""
+    s.execute(
+        update(Inbound)
+        .where(col(Inbound.id) == inbound_id)
+        .values(error=error[:1000], attempts=attempts, next_attempt_at=at, claimed_until=None)
+    )
+
+
+def next_due(s: Session) -> datetime | None:
+    """When the earliest message waiting for a retry is due."""
+    return s.exec(
+        select(Inbound.next_attempt_at)
+        .where(
+            and_(col(Inbound.state) == InboundState.NEW, col(Inbound.next_attempt_at).is_not(None))
+        )
+        .order_by(col(Inbound.next_attempt_at))
+        .limit(1)
+    ).first()
+
+
+def listing(s: Session, failed_only: bool = False, limit: int | None = None) -> list[Inbound]:
+    """Unfinished and parked messages (or only the parked ones), oldest first."""
+    states = [InboundState.FAILED] if failed_only else [InboundState.NEW, InboundState.FAILED]
+    query = select(Inbound).where(col(Inbound.state).in_(states)).order_by(col(Inbound.id))
+    return list(s.exec(query.limit(limit) if limit else query))
+
+
+def retry(s: Session, inbound_id: int) -> bool:
+    """Put a parked (or waiting) message back in the queue now; False when there is none."""
+    result = s.execute(
+        update(Inbound)
+        .where(
+            col(Inbound.id) == inbound_id,
+            col(Inbound.state).in_([InboundState.FAILED, InboundState.NEW]),
+        )
+        .values(
+            state=InboundState.NEW,
+            attempts=0,
+            next_attempt_at=None,
+            claimed_until=None,
+            claimed_by="",
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))

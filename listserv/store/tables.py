@@ -53,9 +53,12 @@ class Inbound(SQLModel, table=True):
     mail_from: str
     rcpts: str  # JSON list of recipient addresses
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    state: str = "new"  # new | done | failed
+    state: str = "new"  # new | done | failed (parked after its last try, with the reason)
     claimed_until: datetime | None = None
-    error: str = ""
+    claimed_by: str = ""  # the instance id of the process holding the claim
+    attempts: int = 0  # failed tries so far
+    next_attempt_at: datetime | None = None  # after a failure: not before this
+    error: str = ""  # the last failure; for a parked message, why it was parked
 
 
 class Post(SQLModel, table=True):

@@ -266,6 +266,14 @@ def sample_contexts(tmp_path: Path) -> dict[str, dict]:
         "admin/bounce_report.txt": {"member": mem, "last_error": "550 5.1.1 no such user"},
         "admin/delivery_failed.txt": {"recipient": ANN, "error": "451 try later"},
         "admin/held.txt": {"post": post, "reason": "not a member"},
+        "admin/inbound_parked.txt": {
+            "inbound_id": 7,
+            "mail_from": ANN,
+            "from_header": f"Ann <{ANN}>",
+            "subject": "Hello",
+            "error": "RecursionError: maximum recursion depth exceeded",
+            "attempts": 5,
+        },
         "commands/results.txt": {
             "results": [("join", "Almost done."), ("help", help_text.strip("\n"))]
         },
