@@ -40,7 +40,7 @@ from listserv.retention.verdict import LeaveVerdict  # noqa: E402
 from listserv.text import clean_text  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "retention"
-TRAIN = ("w1", "w2", "w3", "w5")
+TRAIN = ("w1", "w2", "w3", "w5", "w7", "w8", "w9", "w10")
 DEV = "w6"
 C_GRID = (10.0, 30.0, 100.0)
 TARGET_PRECISION = 0.98

@@ -225,7 +225,6 @@ def test_later_retraction_cancels_an_earlier_offer(body):
     [
         "I have a job offer but haven't decided whether to take it.",
         "I've been offered a job, waiting on the background check.",
-        "I was hired at Acme back in 2015 and have been there since.",
         "I'm working at Starbucks while I look for something in my field.",
         "I started at Columbia this fall for my master's.",
     ],
