@@ -93,7 +93,7 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
         now = self.clock()
-        with self.lock, self.store.reading() as s:
+        with self.lock, self.store.reader() as s:
             members = counts.members_by_mode(s)
             posts = counts.posts_by_status(s)
             events = counts.events_by_kind(s)

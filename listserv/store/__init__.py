@@ -35,10 +35,6 @@ def _sqlite_begin(conn: Connection) -> None:
     )
 
 
-def _sqlite_begin_read(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN")  # deferred: a WAL reader never takes the write lock
-
-
 def make_engine(url: str) -> Engine:
     """An engine for url; SQLite gets WAL mode and immediate transactions."""
     if url.startswith("sqlite"):
@@ -65,7 +61,6 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self.dialect = self.engine.dialect.name
-        self._reader: Engine | None = None
         self.write_lock: contextlib.AbstractContextManager[object] = (
             threading.RLock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
@@ -108,26 +103,6 @@ class Store:
             with Session(bind=conn, expire_on_commit=False) as s:
                 yield s  # leaving the connection rolls the snapshot back; rows stay loaded
 
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[Session]:
-        """One read-only transaction, one snapshot; on SQLite it never holds the write lock,
-        so a long read (a /metrics scrape) does not hold up the writers."""
-        if self.dialect != "sqlite" or self.url.endswith(":memory:"):
-            with self.session() as s:
-                yield s
-            return
-        if self._reader is None:
-            self._reader = create_engine(
-                self.url, connect_args={"check_same_thread": False, "timeout": 30}
-            )
-            event.listen(self._reader, "connect", _sqlite_pragmas)
-            event.listen(self._reader, "begin", _sqlite_begin_read)
-        with Session(self._reader) as s:
-            try:
-                yield s  # the first query begins the transaction
-            finally:
-                s.rollback()
-
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:
@@ -138,8 +113,6 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._reader is not None:
-            self._reader.dispose()
 
 
 def open_store(url: str, upgrade: bool = False) -> Store:

@@ -40,17 +40,17 @@ def test_copy_count_is_exact_and_moves_its_watermark_only_after_the_commit_lag(s
     watermark are counted once: it advances to the largest id seen five minutes before."""
     rows = CopyRows(timedelta(minutes=5))
     add(store, 10)
-    with store.reading() as s:
+    with store.reader() as s:
         assert rows.count(s, NOW) == 10
     assert rows.upto == 0  # nothing is five minutes old yet
     add(store, 5)
-    with store.reading() as s:
+    with store.reader() as s:
         assert rows.count(s, NOW + timedelta(minutes=2)) == 15
     add(store, 3)
-    with store.reading() as s:
+    with store.reader() as s:
         assert rows.count(s, NOW + timedelta(minutes=6)) == 18
     assert (rows.upto, rows.below) == (10, 10)  # the largest id seen at NOW
-    with store.reading() as s:
+    with store.reader() as s:
         assert rows.count(s, NOW + timedelta(minutes=12)) == 18
     assert (rows.upto, rows.below) == (18, 18)
 
@@ -60,7 +60,7 @@ def test_first_count_with_a_lag_starts_below_the_copies_made_within_twice_the_la
     add(store, 30, made=NOW - timedelta(hours=1))
     add(store, 4, made=NOW - timedelta(minutes=1))
     rows = CopyRows(timedelta(minutes=5))
-    with store.reading() as s:
+    with store.reader() as s:
         assert rows.count(s, NOW) == 34
     assert (rows.upto, rows.below) == (30, 30)
 
@@ -68,10 +68,10 @@ def test_first_count_with_a_lag_starts_below_the_copies_made_within_twice_the_la
 def test_copy_count_without_a_lag_keeps_everything_it_has_seen(store):
     """SQLite has one writer: the watermark is the largest id at each scrape."""
     rows = CopyRows(timedelta(0))
-    with store.reading() as s:
+    with store.reader() as s:
         assert rows.count(s, NOW) == 0
     add(store, 7)
-    with store.reading() as s:
+    with store.reader() as s:
         assert rows.count(s, NOW) == 7
     assert (rows.upto, rows.below) == (7, 7)
 
