@@ -47,13 +47,13 @@ class PermanentError(Exception):
     """The relay said 5xx for this recipient: do not try again."""
 
 
-def retry_delay(attempts: int, initial: float) -> timedelta:
-    """Exponential backoff: initial, 2x, 4x ... capped at two hours.
+def retry_delay(attempts: int, initial: float, cap: timedelta = RETRY_CAP) -> timedelta:
+    """Exponential backoff: initial, 2x, 4x ... capped (at two hours for a copy).
 
-    >>> retry_delay(1, 30), retry_delay(3, 30)
-    (datetime.timedelta(seconds=30), datetime.timedelta(seconds=120))
+    >>> retry_delay(1, 30), retry_delay(3, 30), retry_delay(9, 30, timedelta(hours=1))
+    (datetime.timedelta(seconds=30), datetime.timedelta(seconds=120), datetime.timedelta(seconds=3600))
     """
-    return min(timedelta(seconds=initial * 2 ** max(attempts - 1, 0)), RETRY_CAP)
+    return min(timedelta(seconds=initial * 2 ** max(attempts - 1, 0)), cap)
 
 
 def wire_size(data: bytes) -> int:

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from listserv import dispatch
 from listserv.addresses import split_recipient
 from listserv.config import Config
+from listserv.delivery import retry_delay
 from listserv.dmarc import DmarcPolicies
 from listserv.instances import is_dead_here, make_instance_id
 from listserv.message import Incoming, RawMessage
@@ -30,6 +31,7 @@ from listserv.store.tables import Inbound
 
 log = logging.getLogger("listserv.inbound")
 
+RETRY_CAP = timedelta(hours=1)  # a failing message is tried again at least hourly
 LEASE = timedelta(minutes=5)  # another instance's claim waits this long
 MAX_BATCH = 200  # messages per group commit
 BATCH_SECONDS = 0.05  # handling a batch stops after this, so saves wait at most about this long
@@ -70,11 +72,6 @@ class Writer:
     def _write(self, batch: list[tuple[str, list[str], bytes]]) -> list[int]:
         with self.store.session(urgent=True) as s:
             return inbound.save_many(s, batch, datetime.now(UTC))
-
-
-def backoff(attempts: int, initial: float) -> timedelta:
-    """initial, 2x, 4x ... capped at an hour."""
-    return timedelta(seconds=min(initial * 2 ** max(attempts - 1, 0), 3600.0))
 
 
 class InboundWorker:
@@ -222,7 +219,7 @@ class InboundWorker:
         assert row.id is not None
         attempts = row.attempts + 1
         if attempts < cfg.server.inbound_attempts:
-            at = now + backoff(attempts, cfg.server.inbound_retry_seconds)
+            at = now + retry_delay(attempts, cfg.server.inbound_retry_seconds, RETRY_CAP)
             inbound.retry_later(s, row.id, error, attempts, at)
             return False
         inbound.finish_inbound(s, row.id, error=error, attempts=attempts)

@@ -585,6 +585,8 @@ def _confirm_leave(ctx: Context, tok: Token) -> str:
 
 
 def _confirm_alumni(ctx: Context, tok: Token) -> str:
+    # No new ALUMNI tokens are made (the offer is the member's own /a/TOKEN now); this serves
+    # the ones mailed before an upgrade until they expire.
     member = members.get_member(ctx.s, ctx.lst.name, tok.address)
     if member is None or member.status not in LIVE:
         return "You are no longer a member, so there is nothing to switch."
