@@ -1,11 +1,12 @@
-"""The found-work classifier on the held-out writer (w4) and on dev (w6), as the server reads mail.
+"""The found-work classifier on the held-out writers and on dev (w6), as the server reads mail.
 
     python bench/retention.py
 
 Each labelled message is built as a real email with its content type, parsed and read with
 listserv.message (parse, first_text) and classified with classify_leave, as a leave to
 `networking-leave@` is. Prints precision, recall, accuracy and the unsure share, overall, per
-kind and per language; then ms per message and the size of the shipped weights.
+kind and per language, for each held-out writer (heldout_w*.jsonl) and for all of them
+together; then ms per message and the size of the shipped weights.
 """
 
 from __future__ import annotations
@@ -37,11 +38,17 @@ def main() -> None:
     dev = evaluate(load(DATA / "dev_w6.jsonl"), read)
     print("\n".join(dev.lines("DEV (writer w6; tuned on, and in the shipped model's training)")))
     print()
-    rows = load(DATA / "heldout_w4.jsonl")
+    files = sorted(DATA.glob("heldout_w*.jsonl"), key=lambda p: int(p.stem.split("_w")[1]))
+    writers = [f.stem.removeprefix("heldout_") for f in files]
+    for writer, path in zip(writers, files, strict=True):
+        report = evaluate(load(path), read)
+        print(report.overall.line(f"HELD-OUT writer {writer}"))
+    rows = [r for f in files for r in load(f)]
     held = evaluate(rows, read)
-    print("\n".join(held.lines("HELD-OUT (writer w4; never tuned on)")))
     print()
-    print(figure("held-out writer w4", held))
+    print("\n".join(held.lines(f"HELD-OUT (writers {', '.join(writers)}; never tuned on)")))
+    print()
+    print(figure(f"held-out writers {'+'.join(writers)}", held))
     texts = [read(as_mail(r)) for r in rows]
     passes = []
     for _ in range(REPEATS):  # the machine may be shared: the best pass is the code's cost

@@ -4,7 +4,7 @@
     python bench/train_retention.py            # choose C on dev, thresholds by CV, fit, write
     python bench/train_retention.py --dry-run  # the same figures, nothing written
 
-Held-out writer w4 is never read here. Hyper-parameters are chosen on dev (w6) with a model
+The held-out writers (heldout_w*.jsonl) are never read here. Hyper-parameters are chosen on dev (w6) with a model
 trained on the train writers; the thresholds come from leave-one-writer-out cross-validation
 over train + dev (each writer's messages scored by a model that never saw that writer); the
 shipped model is then fitted on train + dev + the old corpus.
@@ -40,7 +40,13 @@ from listserv.retention.verdict import LeaveVerdict  # noqa: E402
 from listserv.text import clean_text  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "retention"
-TRAIN = ("w1", "w2", "w3", "w5", "w7", "w8", "w9", "w10")
+# Writers by file name: train_wN.jsonl, dev_w6.jsonl; heldout_wN.jsonl is never read here.
+TRAIN = tuple(
+    sorted(
+        (p.stem.removeprefix("train_") for p in DATA.glob("train_w*.jsonl")),
+        key=lambda w: int(w[1:]),
+    )
+)
 DEV = "w6"
 C_GRID = (10.0, 30.0, 100.0)
 TARGET_PRECISION = 0.98

@@ -2,8 +2,8 @@
 
 Trained offline by `bench/train_retention.py` (scikit-learn, the `train` extra); the weights
 ship beside this file. Features are word uni- and bigrams and character 3-5-grams of the
-cleaned text (lower case, accents folded), plus what the rules saw (found_work.RuleSignals),
-all hashed with CRC-32 into 2**BITS buckets, so training and scoring share this one function.
+cleaned text (lower case, accents folded), plus what the rules saw (found_work.RuleSignals)
+and the concept shapes of its sentences (concepts.py), all hashed with CRC-32 into 2**BITS buckets, so training and scoring share this one function.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from listserv.retention.concepts import concepts
 from listserv.retention.rules import RuleSignals
 from listserv.retention.verdict import LeaveOutcome
 
@@ -32,6 +33,8 @@ MAX_PHRASE_CHARS = 120
 # Rule features are few and strong; at full weight they drown the words and carry the rules'
 # blind spots across writers (chosen by cross-validation by writer, bench/train_retention.py).
 RULE_WEIGHT = 0.05
+# Concept shapes (concepts.py) carry across writers where words do not; each counts this much.
+CONCEPT_WEIGHT = 0.3
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -76,7 +79,14 @@ def feature_values(text: str, signals: RuleSignals | None) -> dict[int, float]:
             values[i] = values.get(i, 0.0) + 1.0 / math.sqrt(len(group))
     for i in rule_features(signals) if signals is not None else ():
         values[i] = values.get(i, 0.0) + RULE_WEIGHT
+    for i in concept_features(text):
+        values[i] = values.get(i, 0.0) + CONCEPT_WEIGHT
     return values
+
+
+def concept_features(text: str) -> set[int]:
+    """Buckets for the concept shapes of a cleaned text (concepts.py)."""
+    return {_bucket(f"C:{name}") for name in concepts(text)}
 
 
 def rule_features(signals: RuleSignals) -> set[int]:
@@ -108,7 +118,7 @@ class Model:
                 total += sum(w[i] for i in group) / math.sqrt(len(group))
         if signals is not None:
             total += RULE_WEIGHT * sum(w[i] for i in rule_features(signals))
-        return total
+        return total + CONCEPT_WEIGHT * sum(w[i] for i in concept_features(text))
 
     def probability(self, text: str, signals: RuleSignals | None = None) -> float:
         m = self.margin(text, signals)

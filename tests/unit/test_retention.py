@@ -426,8 +426,8 @@ def test_corpus_is_big_varied_and_well_formed():
 FIGURES: list[str] = []
 PRECISION_FLOOR, RECALL_FLOOR = (
     0.97,
-    0.70,
-)  # measured 0.979, 0.738 (rules alone: < 0.5 per training writer)
+    0.88,
+)  # measured 0.991, 0.922 on w4 + w16 (rules alone: < 0.5 per training writer)
 RETENTION = Path(__file__).parents[1] / "data" / "retention"
 
 
@@ -436,13 +436,16 @@ def read_as_server(raw: bytes) -> tuple[str, str]:
     return msg["subject"] or "", first_text(msg)
 
 
-def test_classifier_on_the_held_out_writer():
-    """The held-out writer's 560 messages, mailed and read as the server reads them."""
-    report = evaluate(load(RETENTION / "heldout_w4.jsonl"), read_as_server)
-    line = figure("held-out writer w4", report)
+def test_classifier_on_the_held_out_writers():
+    """The held-out writers' messages (w4, w16), mailed and read as the server reads them."""
+    files = sorted(RETENTION.glob("heldout_w*.jsonl"), key=lambda p: int(p.stem.split("_w")[1]))
+    rows = [row for path in files for row in load(path)]
+    report = evaluate(rows, read_as_server)
+    writers = "+".join(path.stem.removeprefix("heldout_") for path in files)
+    line = figure(f"held-out writers {writers}", report)
     print(line)
     FIGURES.append(line)  # shown in the run's summary by conftest, even under -q
-    assert report.overall.n == 560
+    assert report.overall.n == 1060
     assert report.overall.precision >= PRECISION_FLOOR
     assert report.overall.recall >= RECALL_FLOOR
 
