@@ -76,6 +76,12 @@ GAIN = _lexicon("""
     salario | trampo | fechei | chamaram | vaga | estou trabalhando
     inizio | iniziato | iniziata | assunt* | firmato | preso | presa | entrato | entrata
     accettato | stipendio | busta paga | in servizio | di ruolo | indeterminato
+    tengo empleo | tengo trabajo | ya tengo | tengo contrato | encontre trabajo | me hicieron
+    indefinid* | fijo | j'ai un travail | j'ai un emploi | trouve un travail | trouve un emploi
+    j'ai trouve | ich habe eine stelle | hab eine stelle | habe eine stelle | anfangen | darf ab
+    tenho emprego | consegui emprego | sem termo | ho un lavoro | ho trovato | trovato lavoro
+    tempo indeterminato | i'm at | joined the | heading up | reporting for duty | snapped me up
+    hired me | took it | taking a job | clients | clientes | clienti | kunden | faturando
     got a job | got the job | got a position | got the position | got a role | got the role
     found a job | found work | found a position | got an offer | got the offer | new gig
     put me on | brought on | took me on | rejoin* | back at | back to work | back in work
@@ -170,6 +176,17 @@ NOT_COUNTED = _lexicon("""
     promovid* | transferid* | voluntari* | aposent* | faculdade | estagio nao | cuidar
     promoss* | trasferit* | volontari* | pension* | universita | tirocinio non | servizio civile
 """)
+# The search and its tools, not a job: "I found the job board more useful".
+SEARCH = _lexicon("""
+    job board* | job search* | job hunt* | job fair* | job posting* | job listing* | job lead*
+    job alert* | job market | job ad | job ads | job site* | job seeker* | job club | job offers
+    job emails | job digest | job list | looking for work | looking for a job
+    bolsa de trabajo | ofertas de empleo | ofertas de trabajo | busqueda de empleo | buscando trabajo
+    offres d'emploi | recherche d'emploi | cherche du travail | cherche un emploi
+    stellenangebote | jobborse | jobsuche | stellensuche | arbeitssuche
+    vagas de emprego | busca de emprego | procurando emprego | procura de emprego
+    offerte di lavoro | ricerca di lavoro | cerco lavoro | annunci di lavoro
+""")
 # A day or date, which often is the only sign: "I start the 9th", "ab 1. März".
 DATE = re.compile(
     r"(?<!\w)(?:"
@@ -223,6 +240,7 @@ _MARKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("date", DATE),
     ("thanks", THANKS_BYE),
     ("flip", FLIP),
+    ("search", SEARCH),
 )
 
 
@@ -264,7 +282,7 @@ def concepts(text: str) -> set[str]:
         names.add(f"s:{head}")
         names.update(f"s:{head}+{m}" for m in side)
         names.update(f"s:{head}+{a}+{b}" for i, a in enumerate(side) for b in side[i + 1 :])
-        if not marks & {"neg", "hope", "loss", "notcounted", "other"}:
+        if not marks & {"neg", "hope", "loss", "notcounted", "other", "search"}:
             names.add(f"s:{head}:clean")
             names.update(f"s:{head}:clean+{m}" for m in side)
     names.add(f"n:gains={min(gains, 3)}")
