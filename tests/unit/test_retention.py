@@ -240,7 +240,12 @@ def test_earlier_setback_does_not_cancel_a_later_new_job():
         "Unsubscribe", "I was laid off in January, but I've now landed a new role."
     )
     assert verdict.outcome != LeaveOutcome.OTHER
-    assert found("My last offer fell through in March, but I got a job at a different company.")
+    later = classify_leave(
+        "Unsubscribe",
+        "My last offer fell through in March, but I got a job at a different company.",
+    )
+    assert later.outcome != LeaveOutcome.OTHER  # at 16 words the scorer is near its threshold
+    assert later.phrase == "got a job"
 
 
 @pytest.mark.parametrize(
