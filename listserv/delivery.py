@@ -331,7 +331,7 @@ class Deliverer:
         async def producer() -> None:
             nonlocal total
             while not self._stop.is_set():
-                batch = await asyncio.to_thread(self._claim, lease)
+                batch = await self._claim(lease)
                 if not batch:
                     break
                 total += len(batch)
@@ -358,16 +358,18 @@ class Deliverer:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
             if unsent:
-                await asyncio.to_thread(self._release, unsent)
+                await self._release(unsent)
         return total
 
-    def _claim(self, lease: timedelta) -> list[Claimed]:
-        with self.store.session() as s:
-            return outbound.claim_deliveries(s, datetime.now(UTC), lease, BATCH, self.instance_id)
+    async def _claim(self, lease: timedelta) -> list[Claimed]:
+        def claim(s: Session) -> list[Claimed]:
+            now = datetime.now(UTC)
+            return outbound.claim_deliveries(s, now, lease, BATCH, self.instance_id)
 
-    def _release(self, ids: list[int]) -> None:
-        with self.store.session() as s:
-            outbound.release(s, ids, self.instance_id)
+        return await self.store.write(claim)
+
+    async def _release(self, ids: list[int]) -> None:
+        await self.store.write(lambda s: outbound.release(s, ids, self.instance_id))
         log.info("gave back %d claimed copies not yet tried", len(ids))
 
     async def _sender(
@@ -456,7 +458,7 @@ class Deliverer:
             raise
 
     def _load_outbound(self, outbound_id: int) -> tuple[str, bytes]:
-        with self.store.session() as s:
+        with self.store.reader() as s:
             found = outbound.outbound_raw(s, outbound_id)
         if found is None:
             raise PermanentError(f"outbound message {outbound_id} is missing from the store")
@@ -485,7 +487,7 @@ class Deliverer:
         self._gathered = 0
         while results:
             try:
-                await asyncio.to_thread(self._write, results)
+                await self.store.write(lambda s: self._write(s, results))
                 break
             except Exception:  # noqa: BLE001 - keep the outcomes: a sent copy must be recorded
                 log.exception("could not record %d delivery outcomes; retrying", len(results.sent))
@@ -493,26 +495,24 @@ class Deliverer:
         if written is not None and not written.done():
             written.set_result(None)
 
-    def _write(self, results: Results) -> None:
-        """Write outcomes back: sent in one statement, deferrals with backoff, failures reported."""
+    def _write(self, s: Session, results: Results) -> None:
+        """Write outcomes back (a writer job): sent in one statement, deferrals with backoff,
+        failures reported."""
         cfg = self.config()
         now = datetime.now(UTC)
-        if not (results.deferred or results.failed):  # the common case, once per relay 250
-            with self.store.engine.begin() as conn:
-                outbound.mark_sent(conn, results.sent, now)
-            return
-        with self.store.session() as s:
-            outbound.mark_sent(s, results.sent, now)
-            for item, error in results.deferred:
-                if now - item.created_at > timedelta(seconds=cfg.server.retry_seconds):
-                    outbound.fail(s, item.id, f"gave up after {cfg.server.retry_for}: {error}")
-                    self._report(s, cfg, item, error, permanent=False)
-                else:
-                    delay = retry_delay(item.attempts, cfg.server.retry_initial_seconds)
-                    outbound.defer(s, item.id, error, now + delay)
-            for item, error in results.failed:
-                outbound.fail(s, item.id, error)
-                self._report(s, cfg, item, error, permanent=True)
+        # Core statements on the session's connection: the ORM's per-statement work was most of
+        # the CPU of a commit after each relay 250 (bench/fanout.py)
+        outbound.mark_sent(s.connection(), results.sent, now)
+        for item, error in results.deferred:
+            if now - item.created_at > timedelta(seconds=cfg.server.retry_seconds):
+                outbound.fail(s, item.id, f"gave up after {cfg.server.retry_for}: {error}")
+                self._report(s, cfg, item, error, permanent=False)
+            else:
+                delay = retry_delay(item.attempts, cfg.server.retry_initial_seconds)
+                outbound.defer(s, item.id, error, now + delay)
+        for item, error in results.failed:
+            outbound.fail(s, item.id, error)
+            self._report(s, cfg, item, error, permanent=True)
         if results.deferred:
             log.info("deferred %d copies (%s)", len(results.deferred), results.deferred[0][1])
 

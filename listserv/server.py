@@ -80,7 +80,7 @@ class Server:
             SenderAuths(dkim_txt),
             self.instance_id,
         )
-        self.writer = Writer(self.store, self.inbound.wake)
+        self.writer = Writer(self.store, self.inbound.hand, self.instance_id)
         self.scheduler = Scheduler(
             self.store, self.config, self.deliverer.wake, instance_id=self.instance_id
         )

@@ -24,23 +24,36 @@ def save_many(
     s: Session, messages: Sequence[tuple[str, Sequence[str], bytes]], now: datetime
 ) -> list[int]:
     """Keep several accepted messages in the caller's transaction (one commit for all)."""
-    rows = [
-        dict(
-            received_at=now,
-            mail_from=mail_from,
-            rcpts=json.dumps(list(rcpts)),
-            raw=raw,
-            state=InboundState.NEW,
-            error="",
-            attempts=0,
-            claimed_by="",
-        )
-        for mail_from, rcpts, raw in messages
-    ]
-    ids: list[int] = []
-    for row in rows:  # one INSERT .. RETURNING a row: ids in order on every dialect
-        ids.append(s.execute(insert(Inbound).values(**row).returning(col(Inbound.id))).scalar_one())
-    return ids
+    return [save_claimed(s, f, r, raw, now).id or 0 for f, r, raw in messages]
+
+
+def save_claimed(
+    s: Session,
+    mail_from: str,
+    rcpts: Sequence[str],
+    raw: bytes,
+    now: datetime,
+    instance: str = "",
+    until: datetime | None = None,
+) -> Inbound:
+    """Keep an accepted message, already claimed by instance until `until` when given: the
+    saving process hands it to its own worker in memory, with no claim transaction (issue 12);
+    a crash leaves the claim to be taken back. Returns the row as stored."""
+    row = Inbound(
+        received_at=now,
+        mail_from=mail_from,
+        rcpts=json.dumps(list(rcpts)),
+        raw=raw,
+        state=InboundState.NEW,
+        error="",
+        attempts=0,
+        claimed_by=instance if until is not None else "",
+        claimed_until=until,
+    )
+    values = row.model_dump(exclude={"id"})
+    # one INSERT .. RETURNING a row: the id on every dialect
+    row.id = s.execute(insert(Inbound).values(**values).returning(col(Inbound.id))).scalar_one()
+    return row
 
 
 def claim_inbound(
