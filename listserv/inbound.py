@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -34,6 +35,7 @@ log = logging.getLogger("listserv.inbound")
 
 RETRY_CAP = timedelta(hours=1)  # a failing message is tried again at least hourly
 LEASE = timedelta(minutes=5)  # another instance's claim waits this long
+MAX_BATCH = 200  # saves per writer job
 MAX_HANDED = 50  # messages handed over in memory handled per pass
 LEASE_MARGIN = timedelta(minutes=1)  # a handed message this near its lease's end is claimed anew
 BATCH_SECONDS = 0.05  # handling a batch stops after this, so saves wait at most about this long
@@ -54,20 +56,40 @@ class Writer:
         self.store = store
         self.hand = hand
         self.instance_id = instance_id or make_instance_id()
+        self.waiting: list[tuple[str, list[str], bytes, asyncio.Future[int]]] = []
+        self.flushing: asyncio.Task[None] | None = None
 
     async def save(self, mail_from: str, rcpts: Sequence[str], raw: bytes) -> int:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.waiting.append((mail_from, list(rcpts), raw, future))
+        if self.flushing is None or self.flushing.done():
+            self.flushing = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        """The saves that came while the last batch was written go as one writer job."""
+        while self.waiting:
+            batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+            saves = [(f, r, raw) for f, r, raw, _ in batch]
+            try:
+                rows = await self.store.write(functools.partial(self._write, saves), urgent=True)
+            except Exception as exc:  # noqa: BLE001 - every caller answers 451
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (*_, future), row in zip(batch, rows, strict=True):
+                self.hand(row)
+                if not future.done():
+                    future.set_result(row.id or 0)
+
+    def _write(self, saves: list[tuple[str, list[str], bytes]], s: Session) -> list[Inbound]:
         now = datetime.now(UTC)
-        rcpts = list(rcpts)
-
-        def write(s: Session) -> Inbound:
-            return inbound.save_claimed(
-                s, mail_from, rcpts, raw, now, self.instance_id, now + LEASE
-            )
-
-        row = await self.store.write(write, urgent=True)
-        self.hand(row)
-        assert row.id is not None
-        return row.id
+        until = now + LEASE
+        return [
+            inbound.save_claimed(s, mail_from, rcpts, raw, now, self.instance_id, until)
+            for mail_from, rcpts, raw in saves
+        ]
 
 
 class InboundWorker:
@@ -264,6 +286,7 @@ class InboundWorker:
         """Parse, read the body and look up DMARC before any write transaction."""
         inc = Incoming(raw=row.raw, mail_from=row.mail_from, msg=RawMessage(row.raw), now=now)
         inc.text()
+        dispatch.read_ahead(cfg, inc, [r.lower() for r in json.loads(row.rcpts)])
         if self.dmarc is not None and any(lst.dmarc != "none" for lst in cfg.lists.values()):
             author = inc.sender or ""
             with contextlib.suppress(Exception):  # a failed lookup is retried inside

@@ -155,6 +155,13 @@ class Connection:
         self.writer.write(b"RSET\r\n")
         await self.reply()
 
+    async def reset(self) -> None:
+        """RSET, answered 250: the connection is still good for another copy (Dropped if not)."""
+        self.writer.write(b"RSET\r\n")
+        code, text = await self.reply()
+        if code != 250:
+            raise Refused(code, text)
+
     async def quit(self) -> None:
         try:
             self.writer.write(b"QUIT\r\n")

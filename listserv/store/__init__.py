@@ -148,6 +148,7 @@ class Store:
 
     def _round(self) -> None:
         done: list[tuple[_Job, Any, BaseException | None]] = []
+        first: _Job | None = None
         try:
             with self.write_lock, Session(self.engine, expire_on_commit=False) as s:
                 with s.begin():
@@ -155,12 +156,19 @@ class Store:
                     while job := self._next_job(time.monotonic() - started < ROUND_SECONDS):
                         if not job.future.set_running_or_notify_cancel():
                             continue
+                        if first is None:  # most rounds hold one job: no savepoint for it
+                            first = job
+                            done.append((job, job.fn(s), None))  # failing, it ends the round
+                            continue
                         try:
                             with s.begin_nested():
                                 done.append((job, job.fn(s), None))
                         except Exception as exc:  # noqa: BLE001 - that job fails, not the round
                             done.append((job, None, exc))
-        except Exception as exc:  # noqa: BLE001 - the commit failed: nothing of the round is kept
+        except Exception as exc:  # noqa: BLE001 - the first job or the commit failed: nothing
+            # of the round is kept; a first job that failed is the only one in it
+            if first is not None and not done:
+                first.future.set_exception(exc)
             for job, _, _ in done:
                 job.future.set_exception(exc)
             return

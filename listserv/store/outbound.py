@@ -105,7 +105,7 @@ def queue_to_members(
         "next_attempt_at",
     ]
     stmt = _insert(s, Delivery).from_select(cols, members).on_conflict_do_nothing()
-    return rowcount(s.execute(stmt, execution_options=COUNT_ROWS))
+    return rowcount(s.connection().execute(stmt, execution_options=COUNT_ROWS))
 
 
 def queue_to_addresses(
@@ -172,7 +172,8 @@ def claim_deliveries(
             col(Delivery.member_id),
         )
     )
-    rows = [Claimed(*row) for row in s.execute(stmt)]
+    result: Any = s.connection().execute(stmt)  # Core: no ORM bookkeeping
+    rows = [Claimed(*row) for row in result]
     return sorted(rows, key=lambda c: c.id)
 
 
