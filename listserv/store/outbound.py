@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, literal, or_, update
+from sqlalchemy import bindparam, func, literal, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -209,15 +209,19 @@ def outbound_list(s: Session, outbound_id: int) -> str | None:
     return s.exec(select(col(Outbound.list_name)).where(col(Outbound.id) == outbound_id)).first()
 
 
+# Built once: constructing the statement per group commit was most of its CPU (issue 12).
+_MARK_SENT = (
+    update(Delivery)
+    .where(col(Delivery.id).in_(bindparam("ids", expanding=True)))
+    .values(state=CopyState.SENT, sent_at=bindparam("now"), claimed_until=None, last_error="")
+)
+
+
 def mark_sent(s: Session | Connection, ids: Sequence[int], now: datetime) -> None:
     """Record copies as sent; a plain Connection is accepted as the cheaper path for the group
     commit after each relay 250 (a Session costs ~3x the CPU per commit, bench/fanout.py)."""
     for chunk in padded_chunks(ids):
-        s.execute(
-            update(Delivery)
-            .where(col(Delivery.id).in_(chunk))
-            .values(state=CopyState.SENT, sent_at=now, claimed_until=None, last_error="")
-        )
+        s.execute(_MARK_SENT, {"ids": chunk, "now": now})
 
 
 def release(s: Session, ids: Sequence[int], instance: str) -> None:
