@@ -540,13 +540,20 @@ class Deliverer:
         self._gathered = 0
         while results:
             try:
-                await self.store.write(lambda s: self._write(s, results))
+                if results.deferred or results.failed:
+                    await self.store.write(lambda s: self._write(s, results))
+                else:  # the common case, once per relay 250: no Session, no writer queue
+                    await asyncio.to_thread(self._write_sent, results.sent)
                 break
             except Exception:  # noqa: BLE001 - keep the outcomes: a sent copy must be recorded
                 log.exception("could not record %d delivery outcomes; retrying", len(results.sent))
                 await asyncio.sleep(0.5)
         if written is not None and not written.done():
             written.set_result(None)
+
+    def _write_sent(self, ids: list[int]) -> None:
+        with self.store.core() as conn:
+            outbound.mark_sent(conn, ids, datetime.now(UTC))
 
     def _write(self, s: Session, results: Results) -> None:
         """Write outcomes back (a writer job): sent in one statement, deferrals with backoff,
