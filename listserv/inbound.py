@@ -192,6 +192,8 @@ class InboundWorker:
         while self.handed and len(rows) < MAX_HANDED:
             row = self.handed.popleft()
             until = row.claimed_until
+            if until is not None and until.tzinfo is None:
+                until = until.replace(tzinfo=UTC)
             if until is not None and until - LEASE_MARGIN > now:
                 rows.append(row)
             else:  # our lease ran out (a long backlog): the claim below takes it, or another did
@@ -227,9 +229,13 @@ class InboundWorker:
             except Exception as exc:  # noqa: BLE001 - keep the message for a retry
                 log.exception("could not read inbound message %s", row.id)
                 failures.append((row, f"{type(exc).__name__}: {exc}"))
-        parked = self.store.submit(
-            lambda s: self.handle(s, cfg, now, ready, failures, interrupted)
-        ).result()
+        try:
+            parked = self.store.submit(
+                lambda s: self.handle(s, cfg, now, ready, failures, interrupted)
+            ).result()
+        except BaseException:  # nothing of the batch was kept: all of it is handled next pass
+            self.handed.extendleft(reversed(rows))
+            raise
         for row, error, attempts in parked:
             try:
                 self.store.submit(
