@@ -115,6 +115,8 @@ class Store:
         dispatch, claims and delivery outcomes share one fsync instead of queueing on the lock
         for one each (issue 12). Urgent jobs (a client waits for their 250) go first, and any
         that arrive while a round runs join it before its commit."""
+        if threading.current_thread() is self._writer:  # it would wait on itself for ever
+            raise RuntimeError("a writer job cannot submit another; use its session")
         future: Future[T] = Future()
         with self._jobs_ready:
             self._jobs[0 if urgent else 1].append(_Job(fn, future))
