@@ -260,6 +260,7 @@ class InboundWorker:
         failures = list(failures)
         parked: list[tuple[Inbound, str, int]] = []
         started = time.monotonic()
+        auth = self.sender_auth.offline()  # keys were looked up in prepare()
         for i, (row, inc) in enumerate(ready):
             assert row.id is not None
             if time.monotonic() - started > BATCH_SECONDS:  # keep the write lock short
@@ -269,9 +270,7 @@ class InboundWorker:
             try:
                 begun = time.monotonic()
                 with s.begin_nested():
-                    done = dispatch.handle_inbound(
-                        s, cfg, row, now, self.dmarc, self.sender_auth, inc=inc
-                    )
+                    done = dispatch.handle_inbound(s, cfg, row, now, self.dmarc, auth, inc=inc)
                     inbound.finish_inbound(s, row.id)
                 log_handled(row.id, row.mail_from, done, time.monotonic() - begun)
             except Exception as exc:  # noqa: BLE001 - keep the message, go on with the next
@@ -289,10 +288,12 @@ class InboundWorker:
         return parked
 
     def prepare(self, cfg: Config, row: Inbound, now: datetime) -> Incoming:
-        """Parse, read the body and look up DMARC before any write transaction."""
+        """Parse, read the body and look up DMARC and DKIM keys before any write transaction."""
         inc = Incoming(raw=row.raw, mail_from=row.mail_from, msg=RawMessage(row.raw), now=now)
         inc.text()
         dispatch.read_ahead(cfg, inc, [r.lower() for r in json.loads(row.rcpts)])
+        if inc.sender:  # handle() asks only the cache: DNS must not stall the writer (issue 12)
+            self.sender_auth(cfg.server.sender_auth).prefetch(row.raw, inc.sender)
         if self.dmarc is not None and any(lst.dmarc != "none" for lst in cfg.lists.values()):
             author = inc.sender or ""
             with contextlib.suppress(Exception):  # a failed lookup is retried inside
