@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -80,7 +81,17 @@ def readable(text: str) -> str:
 
 
 def fold(name: str, value: str) -> bytes:
-    """One header field, folded and encoded by the email package (RFC 5322 / 2047)."""
+    """One header field, folded and encoded by the email package (RFC 5322 / 2047); short ones
+    remembered, as a list's own fields are the same on every post (issue 12)."""
+    return _fold_short(name, value) if len(value) <= 256 else _fold(name, value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fold_short(name: str, value: str) -> bytes:
+    return _fold(name, value)
+
+
+def _fold(name: str, value: str) -> bytes:
     value = _clean(value)
     if not value.isascii():  # fold_binary RFC 2047-encodes only long values; a header object always
         return SMTP_POLICY.fold_binary(name, SMTP_POLICY.header_factory(name, value))
@@ -165,7 +176,7 @@ class RawMessage:
         """Append a new field, folded by the email package."""
         self._read.clear()
         self.fields.append((name.lower(), fold(name, value).rstrip(b"\r\n")))
-        self.parsed[name] = _clean(value)
+        self._store(name, value)
 
     def set(self, name: str, value: str) -> None:
         """Replace every field called name with one new field at the first one's place."""
@@ -176,7 +187,12 @@ class RawMessage:
         self.fields = [(n, d) for n, d in self.fields if n != low]
         self.fields.insert(len(self.fields) if idx is None else idx, new)
         del self.parsed[name]
-        self.parsed[name] = _clean(value)
+        self._store(name, value)
+
+    def _store(self, name: str, value: str) -> None:
+        # Parsed only when read, as a received field is: the email package's structured parse
+        # of each field decorate() adds was a fifth of handling a post (issue 12).
+        self.parsed.set_raw(name, _clean(value))
 
     def head_bytes(self) -> bytes:
         return b"".join(data + b"\r\n" for _, data in self.fields)
