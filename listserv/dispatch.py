@@ -92,7 +92,7 @@ def handle_inbound(
             done.append(f"{rcpt}: no route")
             continue
         lst = cfg.lists[where.list_name]
-        members.ensure_list(s, lst.name, now)
+        members.note_list(s, lst.name, now)
         if where.handler == "post":
             what = handle_post(s, cfg, lst, site, inc, dmarc_policies, auth)
         elif where.handler == "owner":
@@ -180,12 +180,12 @@ def forward_to_postmaster(s: Session, cfg: Config, inc: Incoming) -> None:
 
 def post_facts(s: Session, lst: ListConfig, site: Site, inc: Incoming) -> PostFacts:
     sender = inc.sender
-    member = members.get_member(s, lst.name, sender) if sender else None
+    status = members.member_status(s, lst.name, sender) if sender else None
     parent = (message_ids(inc.msg.get("in-reply-to")) or [""])[0]
     auto = inc.msg.get("auto-submitted").strip().lower()
     return PostFacts(
         sender=sender,
-        is_member=member is not None and member.status in LIVE,
+        is_member=status in LIVE,
         is_privileged=sender in lst.owners or sender in lst.moderators,
         our_list_id=carries_list_id(inc.msg, lst, site),
         duplicate=bool(sender)

@@ -15,8 +15,8 @@ from listserv.config import ListConfig, Site
 from listserv.dmarc import DmarcPolicies, munge_from, needs_dmarc_action, wrap_message
 from listserv.headers import list_fields
 from listserv.message import RawMessage, parse
-from listserv.states import Delivery, PostStatus
-from listserv.store import outbound
+from listserv.states import Delivery
+from listserv.store import outbound, posts
 from listserv.store.tables import Post
 from listserv.text import after_reply_marker
 
@@ -176,7 +176,5 @@ def distribute(
     out = outbound.add_outbound(s, lst.name, "post", raw, now, post_id=post.id)
     assert out.id is not None
     count = outbound.queue_to_members(s, out.id, lst.name, (Delivery.REGULAR,), now)
-    post.status = PostStatus.ACCEPTED
-    post.distributed_at = now
-    s.add(post)
+    posts.mark_distributed(s, post, now)
     return count
