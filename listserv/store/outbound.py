@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, literal, or_, update
+from sqlalchemy import DateTime, Integer, Table, bindparam, func, literal, or_, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -85,24 +86,38 @@ def queue_to_members(
     One INSERT ... SELECT, so a 100,000-member list never passes through Python; the unique
     (outbound, recipient) key makes a repeated fan-out after a crash add nothing twice.
     """
+    stmt = _fan_out(s.get_bind().dialect.name, field_in is not None, field_not_in is not None)
+    params: dict[str, Any] = dict(
+        outbound_id=outbound_id, list_name=list_name, deliveries=list(deliveries), now=now
+    )
+    if field_in is not None:
+        params["field_in"] = list(field_in)
+    if field_not_in is not None:
+        params["field_not_in"] = list(field_not_in)
+    return rowcount(s.connection().execute(stmt, params, execution_options=COUNT_ROWS))
+
+
+@functools.cache
+def _fan_out(dialect: str, field_in: bool, field_not_in: bool) -> Any:
+    """queue_to_members' INSERT ... SELECT, built once per dialect and filter (issue 12)."""
     members = sa_select(
-        literal(outbound_id),
+        bindparam("outbound_id", type_=Integer),
         col(Member.id),
         col(Member.address),
         col(Member.token),
         literal(CopyState.QUEUED.value),
         literal(0),
-        literal(now),
-        literal(now),
+        bindparam("now", type_=DateTime),
+        bindparam("now", type_=DateTime),
     ).where(
-        col(Member.list_name) == list_name,
-        col(Member.status) == MemberStatus.ACTIVE,
-        col(Member.delivery).in_(list(deliveries)),
+        col(Member.list_name) == bindparam("list_name"),
+        col(Member.status) == MemberStatus.ACTIVE.value,
+        col(Member.delivery).in_(bindparam("deliveries", expanding=True)),
     )
-    if field_in is not None:
-        members = members.where(col(Member.field).in_(list(field_in)))
-    if field_not_in is not None:
-        members = members.where(col(Member.field).not_in(list(field_not_in)))
+    if field_in:
+        members = members.where(col(Member.field).in_(bindparam("field_in", expanding=True)))
+    if field_not_in:
+        members = members.where(col(Member.field).not_in(bindparam("field_not_in", expanding=True)))
     cols = [
         "outbound_id",
         "member_id",
@@ -113,8 +128,8 @@ def queue_to_members(
         "created_at",
         "next_attempt_at",
     ]
-    stmt = _insert(s, Delivery).from_select(cols, members).on_conflict_do_nothing()
-    return rowcount(s.connection().execute(stmt, execution_options=COUNT_ROWS))
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(Delivery).from_select(cols, members).on_conflict_do_nothing()
 
 
 def queue_to_addresses(
