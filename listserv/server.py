@@ -208,7 +208,10 @@ class Server:
 
 
 async def serve(cfg: Config) -> None:
-    # The event loop answering SMTP waits for the GIL behind the writer thread's dispatch: at
-    # Python's default 5 ms a switch, 20 concurrent clients got a third fewer 250s (issue 12).
+    # The event loop answering SMTP waits for the GIL behind the writer thread's dispatch; at
+    # Python's default 5 ms a switch it waits longer. Kept because it measurably helps: in one
+    # session's A/B (bench/ingest.py --posts 300, 3 alternating runs, medians) 20 concurrent
+    # clients got 198 accepted/s with it and 147 without; one client on new connections 66
+    # and 63 (issue 12). Process-wide, so only `serve` sets it, not the CLI or the tests.
     sys.setswitchinterval(SWITCH_INTERVAL)
     await Server(cfg).run_forever()
