@@ -209,9 +209,11 @@ class Server:
 
 async def serve(cfg: Config) -> None:
     # The event loop answering SMTP waits for the GIL behind the writer thread's dispatch; at
-    # Python's default 5 ms a switch it waits longer. Kept because it measurably helps: in one
-    # session's A/B (bench/ingest.py --posts 300, 3 alternating runs, medians) 20 concurrent
-    # clients got 198 accepted/s with it and 147 without; one client on new connections 66
-    # and 63 (issue 12). Process-wide, so only `serve` sets it, not the CLI or the tests.
+    # Python's default 5 ms a switch it waits longer. Kept because it helps what issue 12
+    # targets, the 250s: in two same-session A/Bs (bench/ingest.py --posts 300, 3 alternating
+    # runs each, medians) 20 concurrent clients got 198 and 206 accepted/s with it, 147 and
+    # 149 without; one client is the same either way (66/63, 80/80 on new connections). Its
+    # cost: in the 20-client phase the copies finish later (366 and 302 copies/s against 417
+    # and 584), as intake takes the GIL from delivery. Process-wide: only `serve` sets it.
     sys.setswitchinterval(SWITCH_INTERVAL)
     await Server(cfg).run_forever()

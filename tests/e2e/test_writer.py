@@ -169,16 +169,16 @@ async def test_mail_saved_claimed_by_a_process_that_died_is_handled_at_the_next_
     assert copy["Subject"] == "[networking] Saved then killed"
 
 
-async def test_mail_handed_over_but_not_handled_is_released_at_a_clean_stop(server_factory, sink):
+async def test_mail_handed_over_but_not_handled_is_released_at_a_clean_stop(
+    server_factory, sink, monkeypatch
+):
     """At a stop, messages handed to the worker in memory but not yet handled lose their claim,
     so the next start (or another instance) handles them without waiting for the lease."""
     srv = await server_factory()
-    monkeypatch_process = srv.inbound.process
-    srv.inbound.process = lambda: 0  # type: ignore[method-assign]  # the worker is busy elsewhere
+    monkeypatch.setattr(srv.inbound, "process", lambda: 0)  # the worker is busy elsewhere
     await asend(srv.smtp_port, "ann@example.com", LIST, post("Not yet handled"))
     assert len(srv.inbound.handed) == 1
     await srv.stop()
-    srv.inbound.process = monkeypatch_process  # type: ignore[method-assign]
     other = open_store(srv.cfg.database_url)
     try:
         with other.reader() as s:
