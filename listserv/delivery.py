@@ -31,7 +31,8 @@ log = logging.getLogger("listserv.delivery")
 
 BATCH = 500
 GATHER = 0.003  # seconds a group commit waits for the other senders' outcomes
-CLOSE_TIMEOUT = 1.0  # QUIT at the end of a pass; a stop must not wait on a slow relay
+CLOSE_TIMEOUT = 1.0  # QUIT when idle or stopping; a stop must not wait on a slow relay
+RELAY_IDLE = 5.0  # seconds relay connections stay open after a pass, for the next post's copies
 RETRY_CAP = timedelta(hours=2)
 
 
@@ -90,6 +91,9 @@ class OutboxRelay:
                 f"cannot write to the outbox {self.folder}: {exc.strerror}"
             ) from None
 
+    def kept(self) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 
@@ -109,6 +113,10 @@ class SmtpRelay:
             parts.query or ""
         )
         self.client: aiosmtplib.SMTP | None = None
+        self.idle = False  # kept open since an earlier pass: checked before it is used again
+
+    def kept(self) -> None:
+        self.idle = self.client is not None
 
     async def _connect(self) -> aiosmtplib.SMTP:
         client = aiosmtplib.SMTP(
@@ -132,6 +140,13 @@ class SmtpRelay:
     ) -> None:
         if ready is not None:
             await ready
+        if self.idle:  # the relay may have closed it meanwhile (a timeout): ask before use
+            self.idle = False
+            try:
+                assert self.client is not None
+                await self.client.rset()
+            except Exception:  # noqa: BLE001 - any failure: a new connection below
+                await self.close()
         if self.client is None or not self.client.is_connected:
             try:
                 self.client = await self._connect()
@@ -194,10 +209,21 @@ class WireRelay:
     def __init__(self, host: str, port: int, helo_name: str = "") -> None:
         self.host, self.port, self.helo_name = host, port, helo_name
         self.conn: wire.Connection | None = None
+        self.idle = False  # kept open since an earlier pass: checked before it is used again
+
+    def kept(self) -> None:
+        self.idle = self.conn is not None
 
     async def send(
         self, sender: str, rcpt: str, data: bytes, tag: int, ready: Awaitable[None] | None = None
     ) -> None:
+        if self.idle:  # the relay may have closed it meanwhile (a timeout): ask before use
+            self.idle = False
+            try:
+                assert self.conn is not None
+                await self.conn.reset()
+            except (wire.Dropped, wire.Refused, OSError):
+                await self.close()
         if self.conn is None:
             try:
                 self.conn = await wire.Connection.open(self.host, self.port, self.helo_name)
@@ -286,6 +312,9 @@ class Deliverer:
         self._active = 0  # senders still running in this pass
         self._stop = asyncio.Event()  # never set unless run() is given one
         self._cache: OrderedDict[int, asyncio.Future[tuple[str, bytes]]] = OrderedDict()
+        self._relays: list[Relay] = []
+        self._relay_key: tuple[object, ...] | None = None
+        self._last_pass = 0.0
 
     def wake(self) -> None:
         self.wakeup.set()
@@ -300,7 +329,7 @@ class Deliverer:
         while not stop.is_set():
             self.wakeup.clear()  # before the pass: a wake-up during it (new mail, stop) is kept
             try:
-                sent = await self.deliver_due()
+                sent = await self.deliver_due(keep=True)
             except Exception:  # noqa: BLE001 - a store hiccup must not kill the worker
                 log.exception("delivery pass failed; retrying shortly")
                 sent = 0
@@ -308,7 +337,9 @@ class Deliverer:
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), timeout=1.0)
                 except TimeoutError:
-                    pass
+                    if self._relays and time.monotonic() - self._last_pass > RELAY_IDLE:
+                        await self.close_relays()
+        await self.close_relays()
 
     def take_back(self) -> int:
         """At start: copies claimed by a dead instance on this host are due again at once."""
@@ -319,8 +350,9 @@ class Deliverer:
             log.info("took back %d copies claimed by %s", taken, ", ".join(dead))
         return taken
 
-    async def deliver_due(self) -> int:
-        """Send everything due now (or until a stop); returns how many copies were claimed."""
+    async def deliver_due(self, keep: bool = False) -> int:
+        """Send everything due now (or until a stop); returns how many copies were claimed.
+        keep: leave the relay connections open for the next pass (run() closes them when idle)."""
         cfg = self.config()
         conns = cfg.server.delivery_connections
         lease = timedelta(seconds=cfg.server.claim_lease_seconds)
@@ -331,7 +363,7 @@ class Deliverer:
         async def producer() -> None:
             nonlocal total
             while not self._stop.is_set():
-                batch = await asyncio.to_thread(self._claim, lease)
+                batch = await self._claim(lease)
                 if not batch:
                     break
                 total += len(batch)
@@ -343,7 +375,7 @@ class Deliverer:
             for _ in range(conns):
                 await work.put(None)
 
-        relays = [make_relay(cfg) for _ in range(conns)]
+        relays = await self._relays_for(cfg, conns)
         writer = asyncio.create_task(self._write_loop())
         try:
             down: list[str] = []  # set by the first sender that cannot reach the relay
@@ -353,21 +385,44 @@ class Deliverer:
         finally:
             await self._flush()  # first: a sent copy is recorded before anything else can fail
             for relay in relays:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(relay.close(), CLOSE_TIMEOUT)
+                if hasattr(relay, "kept"):  # checked (RSET) before the next pass uses it
+                    relay.kept()
+                else:  # a relay that cannot be checked is not kept
+                    keep = False
+            if self._stop.is_set() or not keep:
+                await self.close_relays()
+            self._last_pass = time.monotonic()
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
             if unsent:
-                await asyncio.to_thread(self._release, unsent)
+                await self._release(unsent)
         return total
 
-    def _claim(self, lease: timedelta) -> list[Claimed]:
-        with self.store.session() as s:
-            return outbound.claim_deliveries(s, datetime.now(UTC), lease, BATCH, self.instance_id)
+    async def _relays_for(self, cfg: Config, conns: int) -> list[Relay]:
+        """The relay connections, kept from the last pass unless the config changed: a new
+        connection per pass cost a connect, EHLO and QUIT for each post's copies (issue 12)."""
+        key = (cfg.server.relay, cfg.server.helo_name, cfg.server.domain, conns)
+        if key != self._relay_key:
+            await self.close_relays()
+            self._relays = [make_relay(cfg) for _ in range(conns)]
+            self._relay_key = key
+        return self._relays
 
-    def _release(self, ids: list[int]) -> None:
-        with self.store.session() as s:
-            outbound.release(s, ids, self.instance_id)
+    async def close_relays(self) -> None:
+        relays, self._relays, self._relay_key = self._relays, [], None
+        for relay in relays:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(relay.close(), CLOSE_TIMEOUT)
+
+    async def _claim(self, lease: timedelta) -> list[Claimed]:
+        def claim(s: Session) -> list[Claimed]:
+            now = datetime.now(UTC)
+            return outbound.claim_deliveries(s, now, lease, BATCH, self.instance_id)
+
+        return await self.store.write(claim)
+
+    async def _release(self, ids: list[int]) -> None:
+        await self.store.write(lambda s: outbound.release(s, ids, self.instance_id))
         log.info("gave back %d claimed copies not yet tried", len(ids))
 
     async def _sender(
@@ -456,7 +511,7 @@ class Deliverer:
             raise
 
     def _load_outbound(self, outbound_id: int) -> tuple[str, bytes]:
-        with self.store.session() as s:
+        with self.store.reader() as s:
             found = outbound.outbound_raw(s, outbound_id)
         if found is None:
             raise PermanentError(f"outbound message {outbound_id} is missing from the store")
@@ -485,7 +540,10 @@ class Deliverer:
         self._gathered = 0
         while results:
             try:
-                await asyncio.to_thread(self._write, results)
+                if results.deferred or results.failed:
+                    await self.store.write(lambda s: self._write(s, results))
+                else:  # the common case, once per relay 250: no Session, no writer queue
+                    await asyncio.to_thread(self._write_sent, results.sent)
                 break
             except Exception:  # noqa: BLE001 - keep the outcomes: a sent copy must be recorded
                 log.exception("could not record %d delivery outcomes; retrying", len(results.sent))
@@ -493,26 +551,28 @@ class Deliverer:
         if written is not None and not written.done():
             written.set_result(None)
 
-    def _write(self, results: Results) -> None:
-        """Write outcomes back: sent in one statement, deferrals with backoff, failures reported."""
+    def _write_sent(self, ids: list[int]) -> None:
+        with self.store.core() as conn:
+            outbound.mark_sent(conn, ids, datetime.now(UTC))
+
+    def _write(self, s: Session, results: Results) -> None:
+        """Write outcomes back (a writer job): sent in one statement, deferrals with backoff,
+        failures reported."""
         cfg = self.config()
         now = datetime.now(UTC)
-        if not (results.deferred or results.failed):  # the common case, once per relay 250
-            with self.store.engine.begin() as conn:
-                outbound.mark_sent(conn, results.sent, now)
-            return
-        with self.store.session() as s:
-            outbound.mark_sent(s, results.sent, now)
-            for item, error in results.deferred:
-                if now - item.created_at > timedelta(seconds=cfg.server.retry_seconds):
-                    outbound.fail(s, item.id, f"gave up after {cfg.server.retry_for}: {error}")
-                    self._report(s, cfg, item, error, permanent=False)
-                else:
-                    delay = retry_delay(item.attempts, cfg.server.retry_initial_seconds)
-                    outbound.defer(s, item.id, error, now + delay)
-            for item, error in results.failed:
-                outbound.fail(s, item.id, error)
-                self._report(s, cfg, item, error, permanent=True)
+        # Core statements on the session's connection: the ORM's per-statement work was most of
+        # the CPU of a commit after each relay 250 (bench/fanout.py)
+        outbound.mark_sent(s.connection(), results.sent, now)
+        for item, error in results.deferred:
+            if now - item.created_at > timedelta(seconds=cfg.server.retry_seconds):
+                outbound.fail(s, item.id, f"gave up after {cfg.server.retry_for}: {error}")
+                self._report(s, cfg, item, error, permanent=False)
+            else:
+                delay = retry_delay(item.attempts, cfg.server.retry_initial_seconds)
+                outbound.defer(s, item.id, error, now + delay)
+        for item, error in results.failed:
+            outbound.fail(s, item.id, error)
+            self._report(s, cfg, item, error, permanent=True)
         if results.deferred:
             log.info("deferred %d copies (%s)", len(results.deferred), results.deferred[0][1])
 

@@ -7,6 +7,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlmodel import Session
 
@@ -91,7 +92,7 @@ def handle_inbound(
             done.append(f"{rcpt}: no route")
             continue
         lst = cfg.lists[where.list_name]
-        members.ensure_list(s, lst.name, now)
+        members.note_list(s, lst.name, now)
         if where.handler == "post":
             what = handle_post(s, cfg, lst, site, inc, dmarc_policies, auth)
         elif where.handler == "owner":
@@ -107,6 +108,32 @@ def handle_inbound(
             what = f"{where.suffix} mail handled"
         done.append(f"{rcpt}: {what}")
     return done
+
+
+def read_ahead(cfg: Config, inc: Incoming, rcpts: list[str]) -> None:
+    """Classify a post for each list it is posted to before the write transaction, so the
+    store's writer does not wait on regular expressions (issue 12)."""
+    names = frozenset(cfg.lists)
+    for rcpt in rcpts:
+        where = route(rcpt, cfg.server.domain, names)
+        if where is not None and where.handler == "post":
+            post_topic(inc)
+            post_tags(inc, cfg.lists[where.list_name])
+
+
+def post_topic(inc: Incoming) -> str | None:
+    """The post's topic (hiring, layoff or None), classified once."""
+    if "topic" not in inc.memo:
+        inc.memo["topic"] = retention.classify_topic(inc.subject, inc.text())
+    return cast(str | None, inc.memo["topic"])
+
+
+def post_tags(inc: Incoming, lst: ListConfig) -> str:
+    """The fields the post names in this list's field table, as stored; found once."""
+    key = f"tags:{lst.name}"
+    if key not in inc.memo:
+        inc.memo[key] = join_tags(tag_fields(inc.subject, inc.text(), lst.field_table))
+    return cast(str, inc.memo[key])
 
 
 def forward_to_owners(s: Session, lst: ListConfig, inc: Incoming) -> str:
@@ -153,12 +180,12 @@ def forward_to_postmaster(s: Session, cfg: Config, inc: Incoming) -> None:
 
 def post_facts(s: Session, lst: ListConfig, site: Site, inc: Incoming) -> PostFacts:
     sender = inc.sender
-    member = members.get_member(s, lst.name, sender) if sender else None
+    status = members.member_status(s, lst.name, sender) if sender else None
     parent = (message_ids(inc.msg.get("in-reply-to")) or [""])[0]
     auto = inc.msg.get("auto-submitted").strip().lower()
     return PostFacts(
         sender=sender,
-        is_member=member is not None and member.status in LIVE,
+        is_member=status in LIVE,
         is_privileged=sender in lst.owners or sender in lst.moderators,
         our_list_id=carries_list_id(inc.msg, lst, site),
         duplicate=bool(sender)
@@ -213,8 +240,8 @@ def handle_post(
             raw=inc.raw,
             status=STATUS[action],
             reason=reason,
-            topic=retention.classify_topic(subject, body),
-            fields=join_tags(tag_fields(subject, body, lst.field_table)),
+            topic=post_topic(inc),
+            fields=post_tags(inc, lst),
             in_reply_to=parent,
             thread_key=thread or message_id,
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -62,18 +63,33 @@ def match_field(text: str, fields: Mapping[str, Sequence[str]]) -> str | None:
     return names[close[0]] if close else None
 
 
-def _pattern(keyword: str) -> re.Pattern[str]:
+def _alternative(keyword: str) -> str:
     # An all-capitals keyword ("IT", "CDL") is an acronym: matched in capitals only, so "it"
     # in a sentence does not tag a post as Software & IT.
-    flags = 0 if keyword.isupper() else re.IGNORECASE
-    return re.compile(rf"(?<!\w){re.escape(keyword)}(?:s|es)?(?!\w)", flags)
+    word = rf"{re.escape(keyword)}(?:s|es)?"
+    return word if keyword.isupper() else f"(?i:{word})"
 
 
-def compile_fields(fields: Mapping[str, Sequence[str]]) -> list[tuple[str, list[re.Pattern]]]:
-    """Each field with its keyword patterns, in the config's order (compile once per run)."""
-    return [
-        (name, [_pattern(k) for k in (name, *words) if k.strip()]) for name, words in fields.items()
-    ]
+def _pattern(words: Sequence[str]) -> re.Pattern[str]:
+    """One pattern for all of a field's keywords: a search each, not one per keyword."""
+    return re.compile(rf"(?<!\w)(?:{'|'.join(_alternative(k) for k in words)})(?!\w)")
+
+
+def compile_fields(fields: Mapping[str, Sequence[str]]) -> list[tuple[str, re.Pattern[str]]]:
+    """Each field with its keyword pattern, in the config's order (compiled once per table)."""
+    return list(_compiled(tuple((name, tuple(words)) for name, words in fields.items())))
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(
+    fields: tuple[tuple[str, tuple[str, ...]], ...],
+) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    found = []
+    for name, words in fields:
+        keywords = [k for k in (name, *words) if k.strip()]
+        if keywords:
+            found.append((name, _pattern(keywords)))
+    return tuple(found)
 
 
 def tag_fields(subject: str, body: str, fields: Mapping[str, Sequence[str]]) -> list[str]:
@@ -83,7 +99,7 @@ def tag_fields(subject: str, body: str, fields: Mapping[str, Sequence[str]]) -> 
     ['Healthcare']
     """
     text = "\n".join([strip_markers(subject or ""), clean_text("", body)])[:MAX_TAGGED_CHARS]
-    return [name for name, pats in compile_fields(fields) if any(p.search(text) for p in pats)]
+    return [name for name, pattern in compile_fields(fields) if pattern.search(text)]
 
 
 def join_tags(tags: Sequence[str]) -> str:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -33,17 +35,27 @@ log = logging.getLogger("listserv.inbound")
 
 RETRY_CAP = timedelta(hours=1)  # a failing message is tried again at least hourly
 LEASE = timedelta(minutes=5)  # another instance's claim waits this long
-MAX_BATCH = 200  # messages per group commit
+MAX_BATCH = 200  # saves per writer job
+MAX_HANDED = 50  # messages handed over in memory handled per pass
+LEASE_MARGIN = timedelta(minutes=1)  # a handed message this near its lease's end is claimed anew
 BATCH_SECONDS = 0.05  # handling a batch stops after this, so saves wait at most about this long
 
 
 class Writer:
-    """One writer for accepted mail: concurrent saves share one commit (group commit), and each
-    caller returns only once its own row is durable, so the 250 still follows the commit."""
+    """Saves accepted mail on the store's writer thread, ahead of other writes; concurrent saves
+    share one commit (group commit), and each caller returns only once its own row is durable,
+    so the 250 still follows the commit. The row is saved claimed by this instance and handed
+    to its worker in memory (hand), so nothing claims or re-reads it (issue 12)."""
 
-    def __init__(self, store: Store, wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hand: Callable[[Inbound], None],
+        instance_id: str = "",
+    ) -> None:
         self.store = store
-        self.wake = wake
+        self.hand = hand
+        self.instance_id = instance_id or make_instance_id()
         self.waiting: list[tuple[str, list[str], bytes, asyncio.Future[int]]] = []
         self.flushing: asyncio.Task[None] | None = None
 
@@ -55,23 +67,29 @@ class Writer:
         return await future
 
     async def _flush(self) -> None:
+        """The saves that came while the last batch was written go as one writer job."""
         while self.waiting:
             batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+            saves = [(f, r, raw) for f, r, raw, _ in batch]
             try:
-                ids = await asyncio.to_thread(self._write, [(f, r, raw) for f, r, raw, _ in batch])
+                rows = await self.store.write(functools.partial(self._write, saves), urgent=True)
             except Exception as exc:  # noqa: BLE001 - every caller answers 451
                 for *_, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (*_, future), row_id in zip(batch, ids, strict=True):
+            for (*_, future), row in zip(batch, rows, strict=True):
+                self.hand(row)
                 if not future.done():
-                    future.set_result(row_id)
-            self.wake()
+                    future.set_result(row.id or 0)
 
-    def _write(self, batch: list[tuple[str, list[str], bytes]]) -> list[int]:
-        with self.store.session(urgent=True) as s:
-            return inbound.save_many(s, batch, datetime.now(UTC))
+    def _write(self, saves: list[tuple[str, list[str], bytes]], s: Session) -> list[Inbound]:
+        now = datetime.now(UTC)
+        until = now + LEASE
+        return [
+            inbound.save_claimed(s, mail_from, rcpts, raw, now, self.instance_id, until)
+            for mail_from, rcpts, raw in saves
+        ]
 
 
 class InboundWorker:
@@ -93,8 +111,16 @@ class InboundWorker:
         self.sender_auth = sender_auth if sender_auth is not None else SenderAuths()
         self.instance_id = instance_id or make_instance_id()
         self.wakeup = asyncio.Event()
+        self.handed: deque[Inbound] = deque()  # saved and claimed by this process (Writer)
+        self._claimed_at = 0.0  # monotonic time of the last claim from the store
+        self._claim_now = True
 
     def wake(self) -> None:
+        self.wakeup.set()
+
+    def hand(self, row: Inbound) -> None:
+        """A message this process just saved, claimed for this instance: handled next."""
+        self.handed.append(row)
         self.wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -116,8 +142,21 @@ class InboundWorker:
             if handled:
                 self.delivered()
                 continue
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self.wakeup.wait(), timeout=await self._idle_wait())
+            except TimeoutError:  # a retry is due, or a second passed: look in the store
+                self._claim_now = True
+        await self._give_back()
+
+    async def _give_back(self) -> None:
+        """At a stop: messages handed over but not handled are released for the next start."""
+        ids = [row.id for row in self.handed if row.id is not None]
+        self.handed.clear()
+        if ids:
+            try:
+                await self.store.write(lambda s: inbound.release(s, ids))
+            except Exception:  # noqa: BLE001 - their claims are taken back at the next start
+                log.exception("could not release %d inbound message(s)", len(ids))
 
     async def _idle_wait(self) -> float:
         """Until the next retry is due, at most a second (other instances' leases lapse)."""
@@ -143,12 +182,37 @@ class InboundWorker:
         with self.store.session() as s:
             return inbound.take_back(s, dead)
 
+    def take(self) -> list[Inbound]:
+        """The messages to handle now: those this process saved and still holds the claim on,
+        and, after an idle wait, a release or at least every second (for retries, messages
+        saved by the CLI or before a restart, other instances' lapsed claims), a claim from
+        the store."""
+        now = datetime.now(UTC)
+        rows: list[Inbound] = []
+        while self.handed and len(rows) < MAX_HANDED:
+            row = self.handed.popleft()
+            until = row.claimed_until
+            if until is not None and until.tzinfo is None:
+                until = until.replace(tzinfo=UTC)
+            if until is not None and until - LEASE_MARGIN > now:
+                rows.append(row)
+            else:  # our lease ran out (a long backlog): the claim below takes it, or another did
+                self._claim_now = True
+        if self._claim_now or time.monotonic() - self._claimed_at > 1.0:
+            self._claim_now = False
+            self._claimed_at = time.monotonic()
+            taken = {row.id for row in rows}
+            claimed = self.store.submit(
+                lambda s: inbound.claim_inbound(s, now, LEASE, self.instance_id)
+            ).result()
+            rows += [row for row in claimed if row.id not in taken]
+        return rows
+
     def process(self) -> int:
-        """Handle a batch of due messages (blocking): claimed in one short transaction, parsed
-        outside any, then handled in one more, each under its own savepoint, so the batch
+        """Handle a batch of due messages (blocking): taken as above, parsed outside any
+        transaction, then handled in one writer job, each under its own savepoint, so the batch
         shares one commit and one message's failure touches only that message."""
-        with self.store.session() as s:
-            rows = inbound.claim_inbound(s, datetime.now(UTC), LEASE, self.instance_id)
+        rows = self.take()
         if not rows:
             return 0
         cfg = self.config()
@@ -165,49 +229,71 @@ class InboundWorker:
             except Exception as exc:  # noqa: BLE001 - keep the message for a retry
                 log.exception("could not read inbound message %s", row.id)
                 failures.append((row, f"{type(exc).__name__}: {exc}"))
-        parked: list[tuple[Inbound, str, int]] = []
-        with self.store.session() as s:
-            started = time.monotonic()
-            for i, (row, inc) in enumerate(ready):
-                assert row.id is not None
-                if time.monotonic() - started > BATCH_SECONDS:  # keep the write lock short
-                    inbound.release(s, [r.id for r, _ in ready[i:] if r.id is not None])
-                    break
-                try:
-                    begun = time.monotonic()
-                    with s.begin_nested():
-                        done = dispatch.handle_inbound(
-                            s, cfg, row, now, self.dmarc, self.sender_auth, inc=inc
-                        )
-                        inbound.finish_inbound(s, row.id)
-                    log_handled(row.id, row.mail_from, done, time.monotonic() - begun)
-                except Exception as exc:  # noqa: BLE001 - keep the message, go on with the next
-                    log.exception("could not handle inbound message %s", row.id)
-                    failures.append((row, f"{type(exc).__name__}: {exc}"))
-            for row, error in failures:
-                if self.failed(s, cfg, row, error[:1000], now):
-                    parked.append((row, error[:1000], row.attempts + 1))
-            for row in interrupted:
-                assert row.id is not None
-                error = row.error or "interrupted"
-                inbound.finish_inbound(s, row.id, error=error, attempts=row.attempts)
-                log.error(
-                    "inbound message %s parked after %d tries: %s", row.id, row.attempts, error
-                )
-                parked.append((row, error, row.attempts))
+        try:
+            parked = self.store.submit(
+                lambda s: self.handle(s, cfg, now, ready, failures, interrupted)
+            ).result()
+        except BaseException:  # nothing of the batch was kept: all of it is handled next pass
+            self.handed.extendleft(reversed(rows))
+            raise
         for row, error, attempts in parked:
             try:
-                started = time.monotonic()
-                with self.store.session() as s:
-                    tell_owners(s, cfg, row, error, attempts, now)
+                self.store.submit(
+                    lambda s, row=row, error=error, attempts=attempts: tell_owners(  # type: ignore[misc]
+                        s, cfg, row, error, attempts, now
+                    )
+                ).result()
             except Exception:  # noqa: BLE001 - the message stays parked and listed
                 log.exception("could not tell the owners about parked message %s", row.id)
         return len(rows)
 
+    def handle(
+        self,
+        s: Session,
+        cfg: Config,
+        now: datetime,
+        ready: list[tuple[Inbound, Incoming]],
+        failures: list[tuple[Inbound, str]],
+        interrupted: list[Inbound],
+    ) -> list[tuple[Inbound, str, int]]:
+        """The write half of process(), in the writer's transaction; returns what was parked."""
+        failures = list(failures)
+        parked: list[tuple[Inbound, str, int]] = []
+        started = time.monotonic()
+        auth = self.sender_auth.offline()  # keys were looked up in prepare()
+        for i, (row, inc) in enumerate(ready):
+            assert row.id is not None
+            if time.monotonic() - started > BATCH_SECONDS:  # keep the write lock short
+                inbound.release(s, [r.id for r, _ in ready[i:] if r.id is not None])
+                self._claim_now = True
+                break
+            try:
+                begun = time.monotonic()
+                with s.begin_nested():
+                    done = dispatch.handle_inbound(s, cfg, row, now, self.dmarc, auth, inc=inc)
+                    inbound.finish_inbound(s, row.id)
+                log_handled(row.id, row.mail_from, done, time.monotonic() - begun)
+            except Exception as exc:  # noqa: BLE001 - keep the message, go on with the next
+                log.exception("could not handle inbound message %s", row.id)
+                failures.append((row, f"{type(exc).__name__}: {exc}"))
+        for row, error in failures:
+            if self.failed(s, cfg, row, error[:1000], now):
+                parked.append((row, error[:1000], row.attempts + 1))
+        for row in interrupted:
+            assert row.id is not None
+            error = row.error or "interrupted"
+            inbound.finish_inbound(s, row.id, error=error, attempts=row.attempts)
+            log.error("inbound message %s parked after %d tries: %s", row.id, row.attempts, error)
+            parked.append((row, error, row.attempts))
+        return parked
+
     def prepare(self, cfg: Config, row: Inbound, now: datetime) -> Incoming:
-        """Parse, read the body and look up DMARC before any write transaction."""
+        """Parse, read the body and look up DMARC and DKIM keys before any write transaction."""
         inc = Incoming(raw=row.raw, mail_from=row.mail_from, msg=RawMessage(row.raw), now=now)
         inc.text()
+        dispatch.read_ahead(cfg, inc, [r.lower() for r in json.loads(row.rcpts)])
+        if inc.sender:  # handle() asks only the cache: DNS must not stall the writer (issue 12)
+            self.sender_auth(cfg.server.sender_auth).prefetch(row.raw, inc.sender)
         if self.dmarc is not None and any(lst.dmarc != "none" for lst in cfg.lists.values()):
             author = inc.sender or ""
             with contextlib.suppress(Exception):  # a failed lookup is retried inside

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,12 +63,15 @@ def _header_lines(head: bytes) -> list[tuple[str, bytes]]:
     return [(name, b"\r\n".join(lines)) for name, lines in fields]
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
 def readable(text: str) -> str:
     """Text with undecodable 8-bit bytes (kept by the parser as surrogates) turned into characters.
 
     Raw 8-bit headers are most often UTF-8, else Latin-1; either way the result can be re-encoded.
     """
-    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+    if text.isascii() or not _SURROGATE.search(text):
         return text
     data = text.encode("utf-8", "surrogateescape")
     try:
@@ -77,7 +81,17 @@ def readable(text: str) -> str:
 
 
 def fold(name: str, value: str) -> bytes:
-    """One header field, folded and encoded by the email package (RFC 5322 / 2047)."""
+    """One header field, folded and encoded by the email package (RFC 5322 / 2047); short ones
+    remembered, as a list's own fields are the same on every post (issue 12)."""
+    return _fold_short(name, value) if len(value) <= 256 else _fold(name, value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fold_short(name: str, value: str) -> bytes:
+    return _fold(name, value)
+
+
+def _fold(name: str, value: str) -> bytes:
     value = _clean(value)
     if not value.isascii():  # fold_binary RFC 2047-encodes only long values; a header object always
         return SMTP_POLICY.fold_binary(name, SMTP_POLICY.header_factory(name, value))
@@ -106,17 +120,26 @@ class RawMessage:
         head, self.body = split_raw(raw)
         self.fields = _header_lines(head)
         self.parsed = _PARSER.parsebytes(head + b"\r\n\r\n", headersonly=True)
+        self._read: dict[str, str | None] = {}  # decoded first values, until a field changes
 
     def get(self, name: str, default: str = "") -> str:
-        """The decoded value of the first field called name."""
+        """The decoded value of the first field called name (decoded once: the email package's
+        header parsing was a third of dispatching a post, issue 12)."""
+        low = name.lower()
+        if low not in self._read:
+            self._read[low] = self._decode(name)
+        value = self._read[low]
+        return default if value is None else value
+
+    def _decode(self, name: str) -> str | None:
         big = self._big(name)
         if big is not None:
             return big
         try:
             value = self.parsed.get(name)
         except Exception:  # noqa: BLE001 - an undecodable header reads as absent
-            return default
-        return default if value is None else readable(str(value))
+            return None
+        return None if value is None else readable(str(value))
 
     def _big(self, name: str) -> str | None:
         """A field too big for the email package (its header parsing is quadratic: a 256 KB
@@ -144,24 +167,32 @@ class RawMessage:
 
     def remove(self, *names: str) -> None:
         lows = {n.lower() for n in names}
+        self._read.clear()
         self.fields = [(n, data) for n, data in self.fields if n not in lows]
         for name in names:
             del self.parsed[name]
 
     def add(self, name: str, value: str) -> None:
         """Append a new field, folded by the email package."""
+        self._read.clear()
         self.fields.append((name.lower(), fold(name, value).rstrip(b"\r\n")))
-        self.parsed[name] = _clean(value)
+        self._store(name, value)
 
     def set(self, name: str, value: str) -> None:
         """Replace every field called name with one new field at the first one's place."""
         low = name.lower()
+        self._read.clear()
         new = (low, fold(name, value).rstrip(b"\r\n"))
         idx = next((i for i, (n, _) in enumerate(self.fields) if n == low), None)
         self.fields = [(n, d) for n, d in self.fields if n != low]
         self.fields.insert(len(self.fields) if idx is None else idx, new)
         del self.parsed[name]
-        self.parsed[name] = _clean(value)
+        self._store(name, value)
+
+    def _store(self, name: str, value: str) -> None:
+        # Parsed only when read, as a received field is: the email package's structured parse
+        # of each field decorate() adds was a fifth of handling a post (issue 12).
+        self.parsed.set_raw(name, _clean(value))
 
     def head_bytes(self) -> bytes:
         return b"".join(data + b"\r\n" for _, data in self.fields)
@@ -179,6 +210,8 @@ class Incoming:
     msg: RawMessage
     now: datetime
     _text: str | None = field(default=None, repr=False, compare=False)
+    # what classifiers found, read before the write transaction (dispatch.read_ahead)
+    memo: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def sender(self) -> str | None:

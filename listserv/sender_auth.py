@@ -27,6 +27,7 @@ lookups are made for that message. `SenderAuth.authenticated` never raises.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import time
@@ -53,6 +54,7 @@ log = logging.getLogger("listserv.sender_auth")
 TxtLookup = Callable[[str], list[bytes] | None]
 
 MODES = ("dkim", "mta:ID", "none")
+DKIM_HEADER = re.compile(rb"(?im)^dkim-signature[ \t]*:")
 MAX_BYTES = 1_000_000  # larger messages are not DKIM-verified (they get a confirmation)
 MAX_SIGNATURES = 5  # aligned DKIM signatures verified per message
 MAX_AR_HEADERS = 50  # Authentication-Results headers read per message, from the top
@@ -102,6 +104,17 @@ class TxtCache:
             self._remember(key, (now + ttl, records, failure), now)
         else:
             _, records, failure = entry
+        if failure is not None:
+            raise DnsFailure(failure)
+        return records
+
+    def cached(self, name: str) -> list[bytes] | None:
+        """As a call, but never asks the DNS: a name not cached is a failure, and is not
+        remembered (the store's writer must not wait on DNS, issue 12)."""
+        entry = self._entries.get(name.strip().lower().rstrip("."))
+        if entry is None or entry[0] <= self._now():
+            raise DnsFailure("key not looked up in time")
+        _, records, failure = entry
         if failure is not None:
             raise DnsFailure(failure)
         return records
@@ -186,7 +199,46 @@ class SenderAuth:
         self.method = kind
         self.authserv_id = ident
         self.max_bytes = max_bytes
-        self._txt = TxtCache(dns_txt if dns_txt is not None else dnspython_txt(), now=now)
+        self._cache = TxtCache(dns_txt if dns_txt is not None else dnspython_txt(), now=now)
+        self._txt: Callable[[str], list[bytes] | None] = self._cache
+
+    def offline(self) -> SenderAuth:
+        """This SenderAuth, answering from what prefetch() looked up and never asking the DNS:
+        for the store's writer thread, where a slow DNS would stall every save (issue 12)."""
+        view = copy.copy(self)
+        view._txt = self._cache.cached
+        return view
+
+    def prefetch(self, raw: bytes, from_address: str) -> None:
+        """Look up, before the write transaction, the DKIM keys authenticated(raw,
+        from_address) will need (dkimpy asks for s._domainkey.d of each aligned signature)."""
+        domain = _domain(from_address.strip().strip("<>").rpartition("@")[2])
+        if self.method != "dkim" or not domain or len(raw) > self.max_bytes:
+            return
+        if not DKIM_HEADER.search(raw):
+            return
+        try:
+            message = dkim.DKIM(raw, logger=_DKIMPY_LOG, timeout=DNS_LIFETIME)
+        except Exception:  # noqa: BLE001 - authenticated() finds it malformed, with no lookup
+            return
+        signatures = [value for name, value in message.headers if name.lower() == b"dkim-signature"]
+        tried = 0
+        for value in signatures:
+            tags = _tags(value)
+            signing_domain = _domain_tag(tags) if tags is not None else ""
+            if tags is None or not signing_domain or not aligned(signing_domain, domain):
+                continue
+            if tried == MAX_SIGNATURES:
+                break
+            tried += 1
+            try:
+                self._txt(
+                    (tags.get(b"s", b"") + b"._domainkey." + tags.get(b"d", b"")).decode("ascii")
+                )
+            except DnsFailure:  # cached as failed: authenticated() will not wait on it again
+                break
+            except Exception:  # noqa: BLE001 - a name dkimpy would refuse as well
+                continue
 
     def authenticated(self, raw: bytes, from_address: str) -> Verdict:
         """Whether `raw` (the whole message as received) is authenticated as `from_address`.
@@ -445,9 +497,16 @@ class SenderAuths:
     def __init__(self, dns_txt: TxtLookup | None = None):
         self._txt = dns_txt
         self._by_mode: dict[str, SenderAuth] = {}
+        self._offline = False
+
+    def offline(self) -> SenderAuths:
+        """The same modes and caches, each answering only from its cache (SenderAuth.offline)."""
+        view = copy.copy(self)  # shares _by_mode: a mode made by either is made for both
+        view._offline = True
+        return view
 
     def __call__(self, mode: str) -> SenderAuth:
         auth = self._by_mode.get(mode)
         if auth is None:
             auth = self._by_mode[mode] = SenderAuth(mode, dns_txt=self._txt)
-        return auth
+        return auth.offline() if self._offline else auth

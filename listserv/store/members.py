@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import Table, bindparam, func, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, SQLModel, col, select
 
@@ -30,6 +33,33 @@ def ensure_list(s: Session, name: str, now: datetime) -> ListState:
         s.add(row)
         s.flush()
     return row
+
+
+def note_list(s: Session, name: str, now: datetime) -> None:
+    """ensure_list without loading the row: one INSERT .. ON CONFLICT DO NOTHING (a post's
+    path needs only that the row exists; the ORM get and flush cost more, issue 12)."""
+    conn = s.connection()
+    conn.execute(_note_list(conn.dialect.name), {"name": name, "first_seen": now})
+
+
+@functools.cache
+def _note_list(dialect: str) -> Any:
+    """The statement note_list runs, built once per dialect."""
+    table: Table = ListState.__table__  # type: ignore[attr-defined]
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing()
+
+
+def member_status(s: Session, list_name: str, address: str) -> str | None:
+    """The member's status, None when not a member; one Core query, no ORM object."""
+    s.flush()  # a Core statement does not autoflush: the session's changes go first
+    return s.connection().scalar(_STATUS, {"list_name": list_name, "address": address})
+
+
+_MEMBERS: Table = Member.__table__  # type: ignore[attr-defined]
+_STATUS = sa_select(_MEMBERS.c.status).where(
+    _MEMBERS.c.list_name == bindparam("list_name"), _MEMBERS.c.address == bindparam("address")
+)
 
 
 def get_member(s: Session, list_name: str, address: str) -> Member | None:

@@ -260,3 +260,29 @@ async def test_held_reply_to_a_signed_sender_quotes_the_subject(server_factory, 
     await settled(srv)
     (note,) = await mails_to(sink, "carol@example.com")
     assert '"Hiring at Acme"' in note.get_content()
+
+
+async def test_dkim_keys_are_looked_up_before_the_write_never_on_the_writer_thread(
+    server_factory, sink, rsa_key
+):
+    """A DKIM key is looked up while the message is prepared, so a slow DNS cannot stall the
+    store's one writer (and with it every save); the signed change still takes effect."""
+    import threading
+
+    asked_on: list[str] = []
+    known = stub_txt(rsa_key[1])
+
+    def txt(name: str):  # type: ignore[no-untyped-def]
+        asked_on.append(threading.current_thread().name)
+        return known(name)
+
+    srv = await server_factory(sender_auth="dkim", dkim_txt=txt)
+    add_members(srv, ANN)
+    await asend(srv.smtp_port, ANN, REQUEST, signed(mail(REQUEST, "digest"), rsa_key[0]))
+    raw = signed(mail(LIST, "Hiring at Acme", "hi", sender="carol@example.com"), rsa_key[0])
+    await asend(srv.smtp_port, "carol@example.com", LIST, raw)
+    await settled(srv)
+    assert member(srv, ANN).delivery == "digest"
+    (note,) = await mails_to(sink, "carol@example.com")
+    assert '"Hiring at Acme"' in note.get_content()
+    assert asked_on and "store-writer" not in asked_on

@@ -1,0 +1,189 @@
+"""The one writer (issue 12): group commit, 250 after commit, no self-deadlock, nothing lost."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select
+from sqlmodel import Session
+
+from listserv import inbound as inbound_mod
+from listserv.states import InboundState
+from listserv.store import inbound, open_store
+from listserv.store.tables import Inbound
+from tests.conftest import add_members, asend, mails_to, make_message
+
+LIST = "networking@lists.example.org"
+
+
+def post(subject: str) -> bytes:
+    return make_message(
+        f"From: ann@example.com\nTo: {LIST}\nSubject: {subject}\n"
+        f"Message-ID: <{subject.replace(' ', '-')}@example.com>\n\nHi all.\n"
+    )
+
+
+def save_row(subject: str) -> Any:
+    def job(s: Session) -> int:
+        return inbound.save_many(
+            s, [("ann@example.com", [LIST], post(subject))], datetime.now(UTC)
+        )[0]
+
+    return job
+
+
+def stored_rows(url: str) -> int:
+    """How many inbound messages a fresh connection sees as committed."""
+    other = open_store(url)
+    try:
+        with other.reader() as s:
+            return len(s.execute(select(Inbound)).scalars().all())
+    finally:
+        other.dispose()
+
+
+def test_saves_waiting_for_the_writer_share_one_commit_and_resolve_only_after_it(cfg):
+    """Saves of accepted mail (urgent jobs) queued while the writer is busy join its round:
+    one transaction, one commit, and none of their futures resolves before that commit."""
+    store = open_store(cfg.database_url)
+    try:
+        gate = threading.Event()
+
+        def busy(s: Session) -> bool:
+            s.execute(select(Inbound.id))  # the round has a transaction to commit
+            return gate.wait(5)
+
+        first = store.submit(busy)
+        while not first.running() and not first.done():
+            time.sleep(0.001)
+        futures = [store.submit(save_row(f"post {i}"), urgent=True) for i in range(5)]
+        commits: list[list[bool]] = []
+        event.listen(
+            store.engine, "commit", lambda conn: commits.append([f.done() for f in futures])
+        )
+        gate.set()
+        ids = [f.result(timeout=10) for f in futures]
+        assert len(set(ids)) == 5
+        assert first.result() is True
+        assert commits == [[False] * 5]
+        assert stored_rows(cfg.database_url) == 5
+    finally:
+        store.dispose()
+
+
+def test_a_job_submitted_from_the_writer_thread_is_refused_not_deadlocked(cfg):
+    """A writer job that submits another (and would wait on itself for ever) gets an error."""
+    store = open_store(cfg.database_url)
+    try:
+        nested = store.submit(lambda s: store.submit(lambda s2: 1).result(timeout=2))
+        with pytest.raises(RuntimeError, match="cannot submit"):
+            nested.result(timeout=10)
+        assert store.submit(lambda s: 2).result(timeout=10) == 2  # the writer still runs
+    finally:
+        store.dispose()
+
+
+async def test_a_post_whose_commit_fails_is_answered_451_never_250(
+    server_factory, sink, monkeypatch
+):
+    """The 250 follows the commit of the message's row: when that commit fails the client gets
+    451 and nothing is kept; once commits work again the same post gets 250 and is stored."""
+    srv = await server_factory()
+    saving = threading.Event()
+    real_save = inbound.save_claimed
+
+    def save_claimed(*args, **kw):  # type: ignore[no-untyped-def]
+        saving.set()
+        return real_save(*args, **kw)
+
+    doomed = [OSError("disk full")]  # the first round holding a save fails at its commit
+
+    def fail_a_round_with_a_save(conn: Any) -> None:
+        if saving.is_set() and doomed:
+            raise doomed.pop()
+
+    monkeypatch.setattr(inbound_mod.inbound, "save_claimed", save_claimed)
+    event.listen(srv.store.engine, "commit", fail_a_round_with_a_save)
+    with pytest.raises(smtplib.SMTPResponseException) as caught:
+        await asend(srv.smtp_port, "ann@example.com", LIST, post("Doomed"))
+    assert caught.value.smtp_code == 451
+    assert stored_rows(srv.cfg.database_url) == 0
+    await asend(srv.smtp_port, "ann@example.com", LIST, post("Kept"))
+    assert stored_rows(srv.cfg.database_url) == 1
+
+
+async def test_a_failed_dispatch_job_keeps_its_batch_for_the_next_pass(
+    server_factory, sink, monkeypatch
+):
+    """When the writer job handling a batch fails as a whole (say its commit), the messages
+    handed over in memory are handled on the next pass, not left to wait out their lease."""
+    srv = await server_factory()
+    add_members(srv, "ann@example.com", "bob@example.com")
+    real = inbound_mod.InboundWorker.handle
+    calls = []
+
+    def flaky(self, s, *args):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("commit failed")
+        return real(self, s, *args)
+
+    monkeypatch.setattr(inbound_mod.InboundWorker, "handle", flaky)
+    await asend(srv.smtp_port, "ann@example.com", LIST, post("Second chance"))
+    [copy] = await mails_to(sink, "bob@example.com")
+    assert copy["Subject"] == "[networking] Second chance"
+    assert len(calls) >= 2
+
+
+def dead_instance() -> str:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return f"abc123@{socket.gethostname()}:{child.pid}"
+
+
+async def test_mail_saved_claimed_by_a_process_that_died_is_handled_at_the_next_start(
+    server_factory, sink, tmp_path: Path
+):
+    """A message saved already claimed and handed over in memory, whose process was killed
+    before handling it, is taken back and delivered at once by the next start (not after the
+    five-minute lease)."""
+    srv = await server_factory()
+    add_members(srv, "ann@example.com", "bob@example.com")
+    await srv.stop()
+    lost: list[Inbound] = []  # the dead process's memory
+    writer = inbound_mod.Writer(srv.store, lost.append, dead_instance())
+    await writer.save("ann@example.com", [LIST], post("Saved then killed"))
+    assert len(lost) == 1 and lost[0].claimed_by.startswith("abc123@")
+    srv.store.dispose()
+    await server_factory(folder=tmp_path)
+    [copy] = await mails_to(sink, "bob@example.com")
+    assert copy["Subject"] == "[networking] Saved then killed"
+
+
+async def test_mail_handed_over_but_not_handled_is_released_at_a_clean_stop(
+    server_factory, sink, monkeypatch
+):
+    """At a stop, messages handed to the worker in memory but not yet handled lose their claim,
+    so the next start (or another instance) handles them without waiting for the lease."""
+    srv = await server_factory()
+    monkeypatch.setattr(srv.inbound, "process", lambda: 0)  # the worker is busy elsewhere
+    await asend(srv.smtp_port, "ann@example.com", LIST, post("Not yet handled"))
+    assert len(srv.inbound.handed) == 1
+    await srv.stop()
+    other = open_store(srv.cfg.database_url)
+    try:
+        with other.reader() as s:
+            [row] = s.execute(select(Inbound)).scalars().all()
+        assert row.state == InboundState.NEW
+        assert (row.claimed_by, row.claimed_until) == ("", None)
+    finally:
+        other.dispose()
