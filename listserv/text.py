@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from html.parser import HTMLParser
 
 _I = re.IGNORECASE
@@ -44,6 +45,16 @@ _FORWARD = r"(?:fwd?|tr|wg|rv|enc)"
 _COUNTER = r"\s*(?:\[\d+\]|\(\d+\))?\s*:\s*"
 _REPLY_MARKER = re.compile(rf"^{_REPLY}{_COUNTER}", _I)
 _ANY_MARKERS = re.compile(rf"^\s*(?:(?:{_REPLY}|{_FORWARD}){_COUNTER})+", _I)
+
+
+def fold(text: str) -> str:
+    """Lower case, accents dropped, as the retention classifiers compare words: 'Empecé' -> 'empece'.
+
+    >>> fold("Empecé à Montréal")
+    'empece a montreal'
+    """
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def strip_markers(subject: str) -> str:

@@ -11,16 +11,10 @@ languages. Pure: text in, names out.
 from __future__ import annotations
 
 import re
-import unicodedata
 
-from listserv.text import any_of
+from listserv.text import any_of, fold
 
 _I = re.IGNORECASE
-
-
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _lexicon(words: str) -> re.Pattern[str]:
@@ -30,7 +24,7 @@ def _lexicon(words: str) -> re.Pattern[str]:
     >>> bool(_lexicon("neue stelle | start*").search("ich starte morgen"))
     True
     """
-    parts = re.split(r"[|\n]", _fold(words))
+    parts = re.split(r"[|\n]", fold(words))
     alternatives = [
         re.escape(" ".join(w.split())).replace(r"\*", r"\w*") for w in parts if w.strip()
     ]
@@ -250,7 +244,7 @@ def sentence_marks(sentence: str) -> frozenset[str]:
     >>> sorted(sentence_marks("My husband started at Boeing on Monday"))
     ['date', 'employer', 'gain', 'other', 'self']
     """
-    folded = _fold(sentence)
+    folded = fold(sentence)
     marks = {name for name, pattern in _MARKS if pattern.search(folded)}
     if EMPLOYER.search(sentence):
         marks.add("employer")
@@ -289,7 +283,7 @@ def concepts(text: str) -> set[str]:
     if gains:  # what else the message says beside a gain, in any sentence
         names.update(f"g&{m}" for m in seen & {"loss", "notcounted", "hope", "other", "neg"})
     if gains and "loss" in seen:  # which has the last word: the setback, or news after one
-        folded = _fold(text)
+        folded = fold(text)
         last = {
             m: max((x.start() for p in patterns for x in p.finditer(folded)), default=-1)
             for m, patterns in (("gain", (GAIN, WORK)), ("loss", (LOSS,)))

@@ -13,7 +13,6 @@ import json
 import math
 import re
 import sys
-import unicodedata
 import zlib
 from array import array
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from listserv.retention.concepts import concepts
 from listserv.retention.rules import RuleSignals
 from listserv.retention.verdict import LeaveOutcome
+from listserv.text import fold
 
 BITS = 18
 WEIGHTS = Path(__file__).with_name("found_work_weights.bin.gz")
@@ -36,16 +36,6 @@ RULE_WEIGHT = 0.05
 # Concept shapes (concepts.py) carry across writers where words do not; each counts this much.
 CONCEPT_WEIGHT = 0.3
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-
-
-def fold(text: str) -> str:
-    """Lower case, accents dropped: 'Empecé' -> 'empece'.
-
-    >>> fold("Empecé à Montréal")
-    'empece a montreal'
-    """
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _bucket(feature: str) -> int:
