@@ -19,7 +19,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from listserv.message import first_text, parse  # noqa: E402
-from listserv.retention.evaluate import as_mail, evaluate, figure, load  # noqa: E402
+from listserv.retention.evaluate import (  # noqa: E402
+    as_mail,
+    evaluate,
+    figure,
+    load,
+    writer,
+    writer_files,
+)
 from listserv.retention.found_work import classify_leave  # noqa: E402
 from listserv.retention.scorer import WEIGHTS, shipped_model  # noqa: E402
 
@@ -38,11 +45,11 @@ def main() -> None:
     dev = evaluate(load(DATA / "dev_w6.jsonl"), read)
     print("\n".join(dev.lines("DEV (writer w6; tuned on, and in the shipped model's training)")))
     print()
-    files = sorted(DATA.glob("heldout_w*.jsonl"), key=lambda p: int(p.stem.split("_w")[1]))
-    writers = [f.stem.removeprefix("heldout_") for f in files]
-    for writer, path in zip(writers, files, strict=True):
+    files = writer_files(DATA, "heldout")
+    writers = [writer(f) for f in files]
+    for name, path in zip(writers, files, strict=True):
         report = evaluate(load(path), read)
-        print(report.overall.line(f"HELD-OUT writer {writer}"))
+        print(report.overall.line(f"HELD-OUT writer {name}"))
     rows = [r for f in files for r in load(f)]
     held = evaluate(rows, read)
     print()

@@ -4,8 +4,8 @@
     python bench/train_retention.py            # choose C on dev, thresholds by CV, fit, write
     python bench/train_retention.py --dry-run  # the same figures, nothing written
 
-The held-out writers (heldout_w*.jsonl) are never read here. Hyper-parameters are chosen on dev (w6) with a model
-trained on the train writers; the thresholds come from leave-one-writer-out cross-validation
+The held-out writers (heldout_w*.jsonl) are never read here. Hyper-parameters are chosen on
+dev (w6) with a model trained on the train writers; the thresholds come from leave-one-writer-out cross-validation
 over train + dev (each writer's messages scored by a model that never saw that writer); the
 shipped model is then fitted on train + dev + the old corpus.
 """
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from listserv.message import first_text, parse  # noqa: E402
-from listserv.retention.evaluate import Tally, as_mail, load  # noqa: E402
+from listserv.retention.evaluate import Tally, as_mail, load, writer, writer_files  # noqa: E402
 from listserv.retention.found_work import decide  # noqa: E402
 from listserv.retention.grammar import MAX_CLASSIFIED_CHARS  # noqa: E402
 from listserv.retention.rules import rule_signals  # noqa: E402
@@ -41,12 +41,7 @@ from listserv.text import clean_text  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "retention"
 # Writers by file name: train_wN.jsonl, dev_w6.jsonl; heldout_wN.jsonl is never read here.
-TRAIN = tuple(
-    sorted(
-        (p.stem.removeprefix("train_") for p in DATA.glob("train_w*.jsonl")),
-        key=lambda w: int(w[1:]),
-    )
-)
+TRAIN = tuple(writer(p) for p in writer_files(DATA, "train"))
 DEV = "w6"
 C_GRID = (10.0, 30.0, 100.0)
 TARGET_PRECISION = 0.98

@@ -19,6 +19,17 @@ from listserv.retention.verdict import LeaveOutcome, LeaveVerdict
 Reader = Callable[[bytes], tuple[str, str]]
 
 
+def writer_files(folder: Path, part: str) -> list[Path]:
+    """The corpus files of one part ("train", "dev", "heldout"), one per writer, in writer order:
+    `heldout_w4.jsonl` before `heldout_w16.jsonl`."""
+    return sorted(folder.glob(f"{part}_w*.jsonl"), key=lambda p: int(p.stem.rsplit("_w", 1)[1]))
+
+
+def writer(path: Path) -> str:
+    """The writer a corpus file holds: `train_w12.jsonl` -> 'w12'."""
+    return "w" + path.stem.rsplit("_w", 1)[1]
+
+
 def load(path: Path) -> list[dict[str, object]]:
     """One labelled message per JSON line."""
     with path.open(encoding="utf-8") as fh:

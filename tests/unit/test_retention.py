@@ -18,7 +18,7 @@ from listserv.retention import (
     classify_topic,
     is_unsubscribe_request,
 )
-from listserv.retention.evaluate import evaluate, figure, load
+from listserv.retention.evaluate import evaluate, figure, load, writer, writer_files
 from listserv.retention.found_work import leave_probability
 from listserv.retention.scorer import BITS, shipped_model
 from listserv.text import clean_text
@@ -443,10 +443,10 @@ def read_as_server(raw: bytes) -> tuple[str, str]:
 
 def test_classifier_on_the_held_out_writers():
     """The held-out writers' messages (w4, w16), mailed and read as the server reads them."""
-    files = sorted(RETENTION.glob("heldout_w*.jsonl"), key=lambda p: int(p.stem.split("_w")[1]))
+    files = writer_files(RETENTION, "heldout")
     rows = [row for path in files for row in load(path)]
     report = evaluate(rows, read_as_server)
-    writers = "+".join(path.stem.removeprefix("heldout_") for path in files)
+    writers = "+".join(writer(path) for path in files)
     line = figure(f"held-out writers {writers}", report)
     print(line)
     FIGURES.append(line)  # shown in the run's summary by conftest, even under -q
