@@ -59,10 +59,10 @@ GAIN = _lexicon("""
     offered | offer | offers | contract | appointed | appointment | absorbed | placed | onboarded
     employed | working | work at | work for | works | clocked | payroll | paycheck | payslip
     salary | first day | first shift | first week | badge | uniform | rota | shift | shifts
-    empiezo | empece | empezar | empiezo | comienzo | comence | arranco | arranque | entro
+    empiezo | empece | empezar | comienzo | comence | arranco | arranque | entro
     entre | contrat* | firme | acepte | cogieron | fichado | fichada | incorpor* | nomina
     sueldo | chamba* | laburo | curro | currando | trabajando | turno
-    commence | commencé | debute | embauch* | recrut* | signe | accepte | decroch* | integre
+    debute | embauch* | recrut* | signe | accepte | decroch* | integre
     rejoins | rejoint | cdi | cdd | salaire | boulot | taf | periode d'essai | poste
     fange | angefangen | beginne | begonnen | eingestellt | unterschrieben | zusage | angenommen
     starte | gestartet | vertrag | gehalt | probezeit | ubernommen | ubernahme
@@ -88,7 +88,7 @@ GAIN = _lexicon("""
     neue stelle | festanstellung | unbefristet | arbeite | bin jetzt bei | teil des | fahre
     eingestiegen | anstellung | erster arbeitstag
     arranjei | arrumei | passei | fui chamad* | trabalho na | trabalho no | primeiro salario
-    comeco | começo | tomei posse | nomead*
+    comeco | tomei posse | nomead*
     lavoro da | lavoro alla | lavoro al | ho iniziato | primo stipendio | mi hanno preso
     vinto il concorso | sono in reception | presa in carico
 """)

@@ -30,10 +30,6 @@ SHORT_WORDS = 8  # at most this many words, the rules decide (cross-validated by
 RULE_FIRST_WORDS = 15
 
 
-def _short(text: str) -> bool:
-    return len(text.split()) <= SHORT_WORDS
-
-
 def leave_probability(subject: str, body: str) -> float:
     """The scorer's probability that the sender found work (0 for an auto-reply)."""
     text = clean_text(subject, body)[:MAX_CLASSIFIED_CHARS]
@@ -46,13 +42,14 @@ def decide(scored: LeaveOutcome, signals: RuleSignals, text: str) -> LeaveOutcom
     used by bench/train_retention.py to cross-validate the whole decision)."""
     if signals.auto_reply:  # RETENTION.md rule 12: out-of-office is never the member speaking
         return LeaveOutcome.OTHER
-    if _short(text) or (signals.rejected and len(text.split()) <= RULE_FIRST_WORDS):
+    words = len(text.split())
+    if words <= SHORT_WORDS or (signals.rejected and words <= RULE_FIRST_WORDS):
         # "Hired! Bye.", or a phrase the rules saw cancelled ("I thought I'd landed a job"):
         # too few words for the scorer to outweigh them
         if signals.verdict.outcome == LeaveOutcome.OTHER and scored == LeaveOutcome.FOUND_WORK:
             return LeaveOutcome.UNSURE  # the scorer's hunch is asked, never switched
         return signals.verdict.outcome
-    if signals.verdict.found_work and len(text.split()) <= RULE_FIRST_WORDS:
+    if signals.verdict.found_work and words <= RULE_FIRST_WORDS:
         return LeaveOutcome.FOUND_WORK
     if scored == LeaveOutcome.OTHER and signals.verdict.unsure:
         return LeaveOutcome.UNSURE  # rule 9: "done with the hunt" is asked, never dropped
