@@ -162,28 +162,34 @@ def claim_deliveries(
 
     On PostgreSQL the due rows are locked FOR UPDATE SKIP LOCKED, so instances on one database
     claim disjoint batches without waiting on each other."""
+    stmt = _claim(s.get_bind().dialect.name)
+    params = {"now": now, "until": now + lease, "instance": instance, "limit": limit}
+    result: Any = s.connection().execute(stmt, params)  # Core: no ORM bookkeeping
+    rows = [Claimed(*row) for row in result]
+    return sorted(rows, key=lambda c: c.id)
+
+
+@functools.cache
+def _claim(dialect: str) -> Any:
+    """claim_deliveries' UPDATE ... RETURNING, built once per dialect: building it per claim
+    was most of the claim's CPU, and a claim follows every post (issue 12)."""
+    now = bindparam("now", type_=DateTime)
+    free = or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) < now)
     due = (
         select(col(Delivery.id))
-        .where(
-            col(Delivery.state).in_(UNSENT),
-            col(Delivery.next_attempt_at) <= now,
-            or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) < now),
-        )
+        .where(col(Delivery.state).in_(UNSENT), col(Delivery.next_attempt_at) <= now, free)
         .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
     )
-    if s.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    stmt = (
+    return (
         update(Delivery)
-        .where(
-            col(Delivery.id).in_(due.scalar_subquery()),
-            or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) < now),
-        )
+        .where(col(Delivery.id).in_(due.scalar_subquery()), free)
         .values(
             state=CopyState.SENDING,
-            claimed_until=now + lease,
-            claimed_by=instance,
+            claimed_until=bindparam("until", type_=DateTime),
+            claimed_by=bindparam("instance"),
             attempts=col(Delivery.attempts) + 1,
         )
         .returning(
@@ -196,9 +202,6 @@ def claim_deliveries(
             col(Delivery.member_id),
         )
     )
-    result: Any = s.connection().execute(stmt)  # Core: no ORM bookkeeping
-    rows = [Claimed(*row) for row in result]
-    return sorted(rows, key=lambda c: c.id)
 
 
 def outbound_raw(s: Session, outbound_id: int) -> tuple[str, bytes] | None:
