@@ -8,7 +8,7 @@ import logging
 import os
 import ssl
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -283,6 +283,15 @@ class Results:
         self.failed += other.failed
 
 
+@dataclass
+class Handoff:
+    """Copies claimed in the writer job that queued them (dispatch), with their bodies, so
+    delivery starts on them without a claim or a read of its own (issue 12)."""
+
+    copies: list[Claimed]
+    bodies: dict[int, tuple[str, bytes]]
+
+
 class Deliverer:
     """Claims due copies, sends them over several connections at once, records each outcome.
 
@@ -312,11 +321,34 @@ class Deliverer:
         self._active = 0  # senders still running in this pass
         self._stop = asyncio.Event()  # never set unless run() is given one
         self._cache: OrderedDict[int, asyncio.Future[tuple[str, bytes]]] = OrderedDict()
+        self.handed: deque[list[Claimed]] = deque()  # claimed by another writer job (hand)
         self._relays: list[Relay] = []
         self._relay_key: tuple[object, ...] | None = None
         self._last_pass = 0.0
 
     def wake(self) -> None:
+        self.wakeup.set()
+
+    def claim_in(self, s: Session, now: datetime) -> Handoff:
+        """Claim the copies due now inside another writer job (the one that queued them), with
+        the bodies they need; the event loop then passes the result to hand()."""
+        lease = timedelta(seconds=self.config().server.claim_lease_seconds)
+        copies = outbound.claim_deliveries(s, now, lease, BATCH, self.instance_id)
+        bodies = {}
+        for outbound_id in {c.outbound_id for c in copies}:
+            if (body := outbound.outbound_raw(s, outbound_id)) is not None:
+                bodies[outbound_id] = body
+        return Handoff(copies, bodies)
+
+    def hand(self, handoff: Handoff) -> None:
+        """Copies claimed by claim_in (in the event loop): sent in the next pass."""
+        loop = asyncio.get_running_loop()
+        for outbound_id, body in handoff.bodies.items():
+            loaded: asyncio.Future[tuple[str, bytes]] = loop.create_future()
+            loaded.set_result(body)
+            self._remember(outbound_id, loaded)
+        if handoff.copies:
+            self.handed.append(handoff.copies)
         self.wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -329,16 +361,24 @@ class Deliverer:
         while not stop.is_set():
             self.wakeup.clear()  # before the pass: a wake-up during it (new mail, stop) is kept
             try:
-                sent = await self.deliver_due(keep=True)
+                await self.deliver_due(keep=True)
             except Exception:  # noqa: BLE001 - a store hiccup must not kill the worker
                 log.exception("delivery pass failed; retrying shortly")
-                sent = 0
-            if sent == 0 and not stop.is_set():
+            # A pass ends when nothing more is due; what comes during it (a handoff, new mail,
+            # a stop) set the wake-up, retries come due within the second.
+            if not stop.is_set():
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), timeout=1.0)
                 except TimeoutError:
                     if self._relays and time.monotonic() - self._last_pass > RELAY_IDLE:
                         await self.close_relays()
+        handed = [item.id for batch in self.handed for item in batch]
+        self.handed.clear()
+        if handed:  # handed over as the stop came: due again at once for the next start
+            try:
+                await self._release(handed)
+            except Exception:  # noqa: BLE001 - their leases run out instead
+                log.exception("could not give back %d handed copies", len(handed))
         await self.close_relays()
 
     def take_back(self) -> int:
@@ -363,7 +403,7 @@ class Deliverer:
         async def producer() -> None:
             nonlocal total
             while not self._stop.is_set():
-                batch = await self._claim(lease)
+                batch = self.handed.popleft() if self.handed else await self._claim(lease)
                 if not batch:
                     break
                 total += len(batch)
@@ -372,6 +412,8 @@ class Deliverer:
                 fresh_until = time.monotonic() + lease.total_seconds() / 2
                 for item in batch:
                     await work.put((item, fresh_until))
+                if len(batch) < BATCH and not self.handed:
+                    break  # nothing else was due: another claim would find nothing
             for _ in range(conns):
                 await work.put(None)
 
@@ -499,9 +541,7 @@ class Deliverer:
         load = self._cache.get(outbound_id)
         if load is None:
             load = asyncio.ensure_future(asyncio.to_thread(self._load_outbound, outbound_id))
-            self._cache[outbound_id] = load
-            while len(self._cache) > 32:
-                self._cache.popitem(last=False)
+            self._remember(outbound_id, load)
         try:
             return await asyncio.shield(load)
         except Exception:
@@ -509,6 +549,11 @@ class Deliverer:
                 outbound_id, None
             )  # a failed load is not remembered; the next copy retries
             raise
+
+    def _remember(self, outbound_id: int, load: asyncio.Future[tuple[str, bytes]]) -> None:
+        self._cache[outbound_id] = load
+        while len(self._cache) > 32:
+            self._cache.popitem(last=False)
 
     def _load_outbound(self, outbound_id: int) -> tuple[str, bytes]:
         with self.store.reader() as s:

@@ -78,7 +78,7 @@ class Server:
             self.store,
             self.config,
             self.dmarc,
-            self.deliverer.wake,
+            self.deliverer,
             SenderAuths(dkim_txt),
             self.instance_id,
         )

@@ -131,11 +131,11 @@ async def test_a_failed_dispatch_job_keeps_its_batch_for_the_next_pass(
     real = inbound_mod.InboundWorker.handle
     calls = []
 
-    def flaky(self, s, *args):  # type: ignore[no-untyped-def]
+    def flaky(self, s, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
         if len(calls) == 1:
             raise OSError("commit failed")
-        return real(self, s, *args)
+        return real(self, s, *args, **kwargs)
 
     monkeypatch.setattr(inbound_mod.InboundWorker, "handle", flaky)
     await asend(srv.smtp_port, "ann@example.com", LIST, post("Second chance"))
