@@ -39,7 +39,9 @@ MAX_BATCH = 200  # saves per writer job
 MAX_HANDED = 50  # messages handed over in memory handled per pass
 LEASE_MARGIN = timedelta(minutes=1)  # a handed message this near its lease's end is claimed anew
 BATCH_SECONDS = 0.05  # handling a batch stops after this, so saves wait at most about this long
-GATHER = 0.02  # while mail flows, a pass waits this long for more to share its writer job
+GATHER = 0.05  # messages this close together are a stream; a pause this long ends it
+HOLD = 2.0  # while a stream lasts, its messages wait at most this long to be dispatched
+HOLD_BYTES = 32 * 1024 * 1024  # ... and at most this much of it waits in memory
 
 
 class Writer:
@@ -117,6 +119,8 @@ class InboundWorker:
         self._loop: asyncio.AbstractEventLoop | None = None  # set by run(), for hand_copies
         self._arrived = 0.0  # monotonic time the last message was handed over
         self._flowing = False  # the last two came within GATHER of each other
+        self._oldest = 0.0  # monotonic time the oldest message in handed was handed over
+        self._held_bytes = 0  # of the messages in handed
         self._claim_now = True
 
     def wake(self) -> None:
@@ -127,21 +131,26 @@ class InboundWorker:
         now = time.monotonic()
         self._flowing = now - self._arrived < GATHER
         self._arrived = now
+        if not self.handed:
+            self._oldest, self._held_bytes = now, 0
+        self._held_bytes += len(row.raw)
         self.handed.append(row)
         self.wakeup.set()
 
-    async def gather(self) -> None:
-        """While mail flows, wait up to GATHER for more before a pass, so the messages share
-        one writer job, one commit and one delivery pass: per post that halved the CPU of a
-        steady stream (issue 12). A lone message is not held up."""
-        deadline = time.monotonic() + GATHER
-        while self._flowing and len(self.handed) < MAX_HANDED:
-            left = deadline - time.monotonic()
-            if left <= 0:
+    async def gather(self, stop: asyncio.Event) -> None:
+        """Intake first: while mail streams in, dispatch waits until the stream pauses for
+        GATHER, its oldest message has waited HOLD, or HOLD_BYTES of it wait; then the
+        messages share writer jobs, commits and delivery passes. Dispatching each message of a
+        stream as it came took the CPU from the SMTP side and cost twice the CPU per post
+        (issue 12). A lone message is not held up."""
+        while self._flowing and self.handed and not stop.is_set():
+            now = time.monotonic()
+            until = min(self._arrived + GATHER, self._oldest + HOLD)
+            if now >= until or self._held_bytes >= HOLD_BYTES:
                 return
             self.wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), left)
+                await asyncio.wait_for(self.wakeup.wait(), until - now)
 
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
@@ -152,7 +161,7 @@ class InboundWorker:
         except Exception:  # noqa: BLE001 - their leases still run out
             log.exception("could not take back unfinished inbound messages")
         while not stop.is_set():
-            await self.gather()
+            await self.gather(stop)
             # Clear before the pass, not after: a wake-up (a new message, or stop) that comes
             # while the pass runs must not be lost, or we would sleep on it.
             self.wakeup.clear()
@@ -212,6 +221,7 @@ class InboundWorker:
         rows: list[Inbound] = []
         while self.handed and len(rows) < MAX_HANDED:
             row = self.handed.popleft()
+            self._held_bytes -= len(row.raw)  # a hint for gather(), never exact across threads
             until = row.claimed_until
             if until is not None and until.tzinfo is None:
                 until = until.replace(tzinfo=UTC)

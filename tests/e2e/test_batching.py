@@ -87,6 +87,33 @@ async def test_a_stream_of_messages_is_gathered_into_one_pass_but_a_lone_one_is_
     assert passes == [1, 2]
 
 
+async def test_a_stream_that_does_not_pause_is_still_dispatched_every_hold(
+    server_factory, sink, monkeypatch
+):
+    """Intake goes first while a stream lasts, but its messages wait at most HOLD: a stream
+    that never pauses is dispatched in passes as it goes, not only at its end."""
+    monkeypatch.setattr(inbound_mod, "GATHER", 10.0)  # no pause ever ends this stream
+    monkeypatch.setattr(inbound_mod, "HOLD", 0.3)
+    srv = await server_factory()
+    add_members(srv, "ann@example.com", "bob@example.com")
+    passes: list[int] = []
+    real = srv.inbound.process
+
+    def process() -> int:
+        if srv.inbound.handed:
+            passes.append(len(srv.inbound.handed))
+        return real()
+
+    monkeypatch.setattr(srv.inbound, "process", process)
+    for i in range(8):
+        await srv.writer.save("ann@example.com", [LIST], post(f"Stream {i}"))
+        await asyncio.sleep(0.1)
+    during = len(passes)
+    await mails_to(sink, "bob@example.com", 8)
+    assert during >= 2  # the lone first message, then at least one pass HOLD later
+    assert sum(passes) == 8
+
+
 def test_a_backlog_in_the_store_is_claimed_again_at_once_while_claims_come_back_full(cfg, store):
     """Messages saved unclaimed (a restart's, released ones) are claimed MAX_HANDED at a time,
     pass after pass while there are more, not one claim a second."""
