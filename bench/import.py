@@ -94,13 +94,13 @@ def bare_insert(url: str, n: int) -> tuple[float, float]:
     now = datetime.now(UTC)
     rows = [
         (common.LIST, common.address(i), f"Member {i}", "active",
-         "digest" if i % 10 == 0 else "regular", secrets.token_hex(20), now, now, "", 0.0, 0)
+         "digest" if i % 10 == 0 else "regular", secrets.token_hex(20), now, now, "", 0.0, 0, "")
         for i in range(n)
     ]  # fmt: skip
     mark = "?" if store.dialect == "sqlite" else "%s"
     sql = (
         "INSERT INTO member (list_name, address, name, status, delivery, token, created_at, "
-        f"joined_at, left_reason, bounce_score, probes_sent) VALUES ({', '.join([mark] * 11)})"
+        f"joined_at, left_reason, bounce_score, probes_sent, field) VALUES ({', '.join([mark] * 12)})"
     )
     raw = store.engine.raw_connection()
     try:
