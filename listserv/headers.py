@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from email.utils import formataddr
 
 from listserv.addresses import list_address
@@ -53,8 +55,37 @@ ONE_CLICK = fold("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")  # the s
 
 
 def member_fields(lst_name: str, site: Site, token: str) -> bytes:
-    """The per-member List-Unsubscribe fields (RFC 2369 + RFC 8058 one-click), folded."""
+    """The per-member List-Unsubscribe fields (RFC 2369 + RFC 8058 one-click), folded.
+
+    Built on every copy, so the email package folds them once per list and token length, and
+    a plain token (letters, digits, '-', '_': what listserv makes) goes into the folded bytes;
+    folding them anew was a sixth of delivery's CPU per copy (issue 12).
+
+    >>> site = Site("lists.example.org", "https://lists.example.org")
+    >>> member_fields("jobs", site, "ab12") == _fold_member_fields("jobs", site, "ab12")
+    True
+    """
+    if _PLAIN_TOKEN.fullmatch(token):
+        around = _member_fields_around(lst_name, site, len(token))
+        if around is not None:
+            return token.encode().join(around)
+    return _fold_member_fields(lst_name, site, token)
+
+
+_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
+def _fold_member_fields(lst_name: str, site: Site, token: str) -> bytes:
     url = site.url("u", token)
     mailto = list_address(lst_name, site.domain, "leave", token)
     unsubscribe = fold_uris("List-Unsubscribe", f"<{url}>, <mailto:{mailto}>")
     return unsubscribe + ONE_CLICK
+
+
+@functools.lru_cache(maxsize=256)
+def _member_fields_around(lst_name: str, site: Site, length: int) -> tuple[bytes, ...] | None:
+    """The folded fields split where a token of this length goes (twice); None when a
+    stand-in token does not come out exactly twice, unchanged (never, for sane names)."""
+    stand_in = "Q" * length
+    parts = _fold_member_fields(lst_name, site, stand_in).split(stand_in.encode())
+    return tuple(parts) if len(parts) == 3 else None

@@ -7,8 +7,16 @@ import string
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from listserv.addresses import is_valid_address, split_recipient, verp_decode, verp_encode
-from listserv.message import RawMessage
+from listserv.addresses import (
+    is_valid_address,
+    list_address,
+    split_recipient,
+    verp_decode,
+    verp_encode,
+)
+from listserv.config import Site
+from listserv.headers import ONE_CLICK, member_fields
+from listserv.message import RawMessage, fold_uris
 from listserv.posting import prefixed_subject
 
 DOMAIN = "lists.example.org"
@@ -124,3 +132,23 @@ def test_raw_message_round_trip_keeps_body_bytes(subject, sender, body):
     head, _, out_body = out.partition(b"\r\n\r\n")
     assert out_body == body
     assert b"Message-ID" not in head and b"List-Id: " in head
+
+
+tokens = st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=1, max_size=120)
+odd_tokens = st.text(alphabet=string.printable, min_size=1, max_size=60)
+base_urls = st.sampled_from(
+    ["https://lists.example.org", "http://127.0.0.1:8080", "https://x.test/" + "QQ" * 40]
+)
+
+
+def folded_afresh(name: str, site: Site, token: str) -> bytes:
+    value = f"<{site.url('u', token)}>, <mailto:{list_address(name, site.domain, 'leave', token)}>"
+    return fold_uris("List-Unsubscribe", value) + ONE_CLICK
+
+
+@given(list_names, base_urls, st.one_of(tokens, odd_tokens))
+def test_member_fields_are_the_bytes_the_email_package_folds_for_that_token(name, url, token):
+    """The per-copy List-Unsubscribe fields, built from a fold made once per list and token
+    length, are byte for byte what folding them for this member gives (any token, any URL)."""
+    site = Site(DOMAIN, url)
+    assert member_fields(name, site, token) == folded_afresh(name, site, token)
