@@ -14,6 +14,7 @@ import socket
 from collections.abc import Awaitable
 
 TIMEOUT = 60.0  # seconds per reply, as aiosmtplib's default
+WATCH = 5.0  # seconds between a connection's checks for a reply overdue by TIMEOUT
 _UNSAFE = re.compile(rb"[\x00-\x20<>]")  # never on an SMTP command line
 
 
@@ -58,6 +59,10 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.extensions: set[str] = set()
+        self.loop = asyncio.get_running_loop()
+        self.waiting_since: float | None = None  # loop time the replies awaited were asked for
+        self.overdue = False  # the watchdog ended the connection: a reply took over TIMEOUT
+        self._watch = self.loop.call_later(WATCH, self._check)
 
     @classmethod
     async def open(cls, host: str, port: int, helo_name: str = "") -> Connection:
@@ -82,13 +87,29 @@ class Connection:
         return (await self.replies(1))[0]
 
     async def replies(self, n: int) -> list[tuple[int, str]]:
-        """The next n replies (a pipelined group), under one timeout: a timer per reply was a
-        tenth of the delivery loop's CPU per copy (issue 12)."""
+        """The next n replies (a pipelined group). A watchdog (every WATCH seconds) ends the
+        connection when they are TIMEOUT overdue: a timeout per group was still a tenth of
+        delivery's CPU per copy, a timer per reply more (issue 12)."""
+        self.waiting_since = self.loop.time()
         try:
-            async with asyncio.timeout(TIMEOUT):
-                return [await self._read_reply() for _ in range(n)]
-        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            return [await self._read_reply() for _ in range(n)]
+        except (OSError, asyncio.IncompleteReadError, Dropped) as exc:
+            if self.overdue:
+                raise Dropped(f"no reply from the relay within {TIMEOUT:g} s") from None
+            if isinstance(exc, Dropped):
+                raise
             raise Dropped(str(exc) or type(exc).__name__) from None
+        finally:
+            self.waiting_since = None
+
+    def _check(self) -> None:
+        since = self.waiting_since
+        if since is not None and self.loop.time() - since > TIMEOUT:
+            self.overdue = True
+            self.writer.transport.abort()  # the awaited read fails at once: Dropped
+            return
+        if not self.writer.transport.is_closing():
+            self._watch = self.loop.call_later(WATCH, self._check)
 
     async def _read_reply(self) -> tuple[int, str]:
         lines = []
@@ -180,4 +201,5 @@ class Connection:
             self.close()
 
     def close(self) -> None:
+        self._watch.cancel()
         self.writer.close()

@@ -109,3 +109,27 @@ async def test_refused_recipient_raises_its_code_and_the_connection_goes_on(rela
     await conn.quit()
     assert [rcpt for _, rcpt, _ in relay.messages] == ["good@x.org"]
     assert b"RSET" in relay.commands
+
+
+async def test_a_relay_that_stops_answering_is_dropped_after_the_timeout(monkeypatch):
+    """A relay that greets, answers EHLO, then never answers MAIL: the watchdog ends the
+    connection once the reply is TIMEOUT overdue, and the copy fails as Dropped (retried)."""
+    monkeypatch.setattr(wire, "TIMEOUT", 0.3)
+    monkeypatch.setattr(wire, "WATCH", 0.05)
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 relay ESMTP\r\n")
+        await reader.readline()
+        writer.write(b"250-relay\r\n250 PIPELINING\r\n")
+        await reader.read(1)  # then silence until the client gives up
+        await asyncio.sleep(30)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        conn = await wire.Connection.open("127.0.0.1", port)
+        with pytest.raises(wire.Dropped, match="no reply from the relay within 0.3 s"):
+            await asyncio.wait_for(conn.send("s@lists.test", "m@x.org", b"S: x\r\n\r\nb\r\n"), 10)
+        conn.close()
+    finally:
+        server.close()
