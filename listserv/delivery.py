@@ -597,7 +597,7 @@ class Deliverer:
             written.set_result(None)
 
     def _write_sent(self, ids: list[int]) -> None:
-        with self.store.core() as conn:
+        with self.store.core(flushed=False) as conn:  # a resent copy at worst: Store.core
             outbound.mark_sent(conn, ids, datetime.now(UTC))
 
     def _write(self, s: Session, results: Results) -> None:

@@ -187,3 +187,31 @@ async def test_mail_handed_over_but_not_handled_is_released_at_a_clean_stop(
         assert (row.claimed_by, row.claimed_until) == ("", None)
     finally:
         other.dispose()
+
+
+def test_an_unflushed_commit_is_kept_and_its_connection_flushes_again_after(cfg):
+    """Delivery's "sent" marks commit without waiting for the disk (synchronous=NORMAL), which
+    a process dying cannot undo; the pooled connection goes back to FULL for whoever is next."""
+    from listserv.store import outbound
+
+    store = open_store(cfg.database_url)
+    try:
+        with store.session() as s:
+            out = outbound.add_outbound(s, "networking", "post", post("x"), datetime.now(UTC))
+            assert out.id is not None
+            outbound.queue_to_addresses(
+                s, out.id, [("bob@example.com", "", None)], datetime.now(UTC)
+            )
+        with store.core(flushed=False) as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            raw = conn.connection.driver_connection
+            outbound.mark_sent(conn, [1], datetime.now(UTC))
+        assert raw.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+        other = open_store(cfg.database_url)
+        try:
+            with other.reader() as s:
+                assert outbound.counts_by_state(s) == {"sent": 1}
+        finally:
+            other.dispose()
+    finally:
+        store.dispose()
