@@ -533,7 +533,8 @@ class Deliverer:
         if self._written is None:
             self._written = asyncio.get_running_loop().create_future()
         self._gathered += 1
-        self._dirty.set()
+        if self._gathered == 1 or self._gathered >= self._active:
+            self._dirty.set()  # the first starts the GATHER clock, the last ends the wait
         return asyncio.shield(self._written)
 
     async def _outbound(self, outbound_id: int) -> tuple[str, bytes]:
