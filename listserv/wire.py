@@ -14,6 +14,7 @@ import socket
 from collections.abc import Awaitable
 
 TIMEOUT = 60.0  # seconds per reply, as aiosmtplib's default
+MAX_LINE = 65536  # bytes of one reply line (asyncio's readline limit)
 WATCH = 5.0  # seconds between a connection's checks for a reply overdue by TIMEOUT
 _UNSAFE = re.compile(rb"[\x00-\x20<>]")  # never on an SMTP command line
 
@@ -59,6 +60,7 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.extensions: set[str] = set()
+        self.buffer = b""  # what the relay sent past the last reply line read
         self.loop = asyncio.get_running_loop()
         self.waiting_since: float | None = None  # loop time the replies awaited were asked for
         self.overdue = False  # the watchdog ended the connection: a reply took over TIMEOUT
@@ -114,12 +116,25 @@ class Connection:
     async def _read_reply(self) -> tuple[int, str]:
         lines = []
         while True:
-            line = await self.reader.readline()
-            if not line.endswith(b"\n") or len(line) < 4 or not line[:3].isdigit():
+            line = await self._line()
+            if len(line) < 4 or not line[:3].isdigit():
                 raise Dropped(f"relay answered {line[:80]!r}")
             lines.append(line[4:].rstrip(b"\r\n").decode("utf-8", "replace"))
             if line[3:4] != b"-":
                 return int(line[:3]), "\n".join(lines)
+
+    async def _line(self) -> bytes:
+        """The next line the relay sent, LF included; the socket is read a chunk at a time, as
+        a pipelined group's replies come in one segment (readline() per line cost more)."""
+        while (end := self.buffer.find(b"\n")) == -1:
+            if len(self.buffer) > MAX_LINE:
+                raise Dropped(f"relay answered a line over {MAX_LINE} bytes")
+            chunk = await self.reader.read(65536)
+            if not chunk:
+                raise Dropped(f"relay answered {self.buffer[:80]!r} and closed the connection")
+            self.buffer += chunk
+        line, self.buffer = self.buffer[: end + 1], self.buffer[end + 1 :]
+        return line
 
     async def send(
         self, sender: str, rcpt: str, data: bytes, ready: Awaitable[None] | None = None

@@ -133,3 +133,25 @@ async def test_a_relay_that_stops_answering_is_dropped_after_the_timeout(monkeyp
         conn.close()
     finally:
         server.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [(b"250-" + b"x" * 70_000, "a line over 65536 bytes"), (b"250 half a li", "closed")],
+    ids=["endless line", "cut short"],
+)
+async def test_a_reply_that_never_ends_its_line_drops_the_connection(answer, says):
+    """A greeting line over 64 KB, or one cut off by the relay closing: Dropped, not a hang."""
+
+    async def broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(broken, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(wire.Dropped, match=says):
+            await asyncio.wait_for(wire.Connection.open("127.0.0.1", port), 10)
+    finally:
+        server.close()
