@@ -16,7 +16,7 @@ from listserv.addresses import (
 )
 from listserv.config import Site
 from listserv.headers import ONE_CLICK, member_fields
-from listserv.message import RawMessage, fold_uris
+from listserv.message import RawMessage, fold, fold_uris
 from listserv.posting import prefixed_subject
 
 DOMAIN = "lists.example.org"
@@ -152,3 +152,36 @@ def test_member_fields_are_the_bytes_the_email_package_folds_for_that_token(name
     length, are byte for byte what folding them for this member gives (any token, any URL)."""
     site = Site(DOMAIN, url)
     assert member_fields(name, site, token) == folded_afresh(name, site, token)
+
+
+field_names = st.sampled_from(["Subject", "From", "To", "Reply-To", "X-Note", "Message-ID"])
+field_values = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
+    max_size=120,
+)
+
+
+def foldable(name: str, value: str) -> bool:
+    try:
+        fold(name, value)
+    except Exception:  # noqa: BLE001 - the email package cannot write it (set() fails alike)
+        return False
+    return True
+
+
+@given(field_names, field_values, field_values)
+def test_a_field_reads_the_same_whether_or_not_the_whole_header_block_was_parsed(
+    name, received, changed
+):
+    """RawMessage.get decodes one field without parsing the block; it reads exactly what the
+    email package's parse of the whole block reads, as received and after set()."""
+    assume(all(foldable(name, value) for value in (received, changed)))
+    raw = RawMessage(b"From: a@example.org\r\n\r\nbody\r\n")
+    raw.set(name, received)
+    received_bytes = raw.to_bytes()
+    lazy, eager = RawMessage(received_bytes), RawMessage(received_bytes)
+    assert eager.parsed is not None  # parsed up front, as every message was before
+    assert lazy.get(name) == eager.get(name)
+    lazy.set(name, changed)
+    eager.set(name, changed)
+    assert lazy.get(name) == eager.get(name)
