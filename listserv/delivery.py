@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import ssl
@@ -16,6 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from listserv import wire
@@ -588,7 +590,9 @@ class Deliverer:
             try:
                 if results.deferred or results.failed:
                     await self.store.write(lambda s: self._write(s, results))
-                else:  # the common case, once per relay 250: no Session, no writer queue
+                elif not self.store.write_now(functools.partial(self._mark_sent, results.sent)):
+                    # the common case, once per relay 250: no Session, no writer queue; here in
+                    # the event loop when the lock is free, else on a thread
                     await asyncio.to_thread(self._write_sent, results.sent)
                 break
             except Exception:  # noqa: BLE001 - keep the outcomes: a sent copy must be recorded
@@ -599,7 +603,11 @@ class Deliverer:
 
     def _write_sent(self, ids: list[int]) -> None:
         with self.store.core(flushed=False) as conn:  # a resent copy at worst: Store.core
-            outbound.mark_sent(conn, ids, datetime.now(UTC))
+            self._mark_sent(ids, conn)
+
+    @staticmethod
+    def _mark_sent(ids: list[int], conn: Connection) -> None:
+        outbound.mark_sent(conn, ids, datetime.now(UTC))
 
     def _write(self, s: Session, results: Results) -> None:
         """Write outcomes back (a writer job): sent in one statement, deferrals with backoff,

@@ -215,3 +215,48 @@ def test_an_unflushed_commit_is_kept_and_its_connection_flushes_again_after(cfg)
             other.dispose()
     finally:
         store.dispose()
+
+
+def test_write_now_commits_at_once_or_not_at_all_and_never_waits(cfg):
+    """write_now (delivery's sent marks, from the event loop) commits when the write lock is
+    free, and returns False at once, doing nothing, while this process's writer or another
+    process holds it."""
+    import sqlite3
+
+    from listserv.store import outbound
+
+    store = open_store(cfg.database_url)
+    try:
+        with store.session() as s:
+            out = outbound.add_outbound(s, "networking", "post", post("x"), datetime.now(UTC))
+            assert out.id is not None
+            recipients = [(f"m{i}@example.com", "", None) for i in range(3)]
+            outbound.queue_to_addresses(s, out.id, recipients, datetime.now(UTC))
+
+        def mark(ids: list[int]) -> Any:
+            return lambda conn: outbound.mark_sent(conn, ids, datetime.now(UTC))
+
+        assert store.write_now(mark([1]))
+        held, release = threading.Event(), threading.Event()
+
+        def writer_busy() -> None:
+            with store.session():
+                held.set()
+                release.wait(10)
+
+        busy = threading.Thread(target=writer_busy)
+        busy.start()
+        held.wait(10)
+        assert not store.write_now(mark([2]))  # waiting would hang: the writer lets go after
+        release.set()
+        busy.join()
+        other = sqlite3.connect(cfg.database_url.removeprefix("sqlite:///"))
+        other.isolation_level = None
+        other.execute("BEGIN IMMEDIATE")  # the CLI, say, writing
+        assert not store.write_now(mark([3]))
+        other.execute("ROLLBACK")
+        other.close()
+        with store.reader() as s:
+            assert outbound.counts_by_state(s) == {"sent": 1, "queued": 2}
+    finally:
+        store.dispose()
