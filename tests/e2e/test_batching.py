@@ -40,6 +40,20 @@ def count_calls(monkeypatch: Any, obj: object, name: str) -> list[Any]:
     return calls
 
 
+def count_passes(monkeypatch: Any, srv: Any) -> list[int]:
+    """How many handed-over messages each inbound pass of srv starts with (empty ones left out)."""
+    passes: list[int] = []
+    real = srv.inbound.process
+
+    def process() -> int:
+        if srv.inbound.handed:
+            passes.append(len(srv.inbound.handed))
+        return real()
+
+    monkeypatch.setattr(srv.inbound, "process", process)
+    return passes
+
+
 async def test_copies_a_dispatch_queues_go_out_without_a_claim_of_delivery_s_own(
     server_factory, sink, monkeypatch
 ):
@@ -71,15 +85,7 @@ async def test_a_stream_of_messages_is_gathered_into_one_pass_but_a_lone_one_is_
     monkeypatch.setattr(inbound_mod, "GATHER", 1.0)
     srv = await server_factory()
     add_members(srv, "ann@example.com", "bob@example.com")
-    passes: list[int] = []
-    real = srv.inbound.process
-
-    def process() -> int:
-        if srv.inbound.handed:
-            passes.append(len(srv.inbound.handed))
-        return real()
-
-    monkeypatch.setattr(srv.inbound, "process", process)
+    passes = count_passes(monkeypatch, srv)
     for subject in ("First", "Second", "Third"):
         await srv.writer.save("ann@example.com", [LIST], post(subject))
         await asyncio.sleep(0.2)  # longer than a pass: without gathering each goes alone
@@ -96,15 +102,7 @@ async def test_a_stream_that_does_not_pause_is_still_dispatched_every_hold(
     monkeypatch.setattr(inbound_mod, "HOLD", 0.3)
     srv = await server_factory()
     add_members(srv, "ann@example.com", "bob@example.com")
-    passes: list[int] = []
-    real = srv.inbound.process
-
-    def process() -> int:
-        if srv.inbound.handed:
-            passes.append(len(srv.inbound.handed))
-        return real()
-
-    monkeypatch.setattr(srv.inbound, "process", process)
+    passes = count_passes(monkeypatch, srv)
     for i in range(8):
         await srv.writer.save("ann@example.com", [LIST], post(f"Stream {i}"))
         await asyncio.sleep(0.1)
