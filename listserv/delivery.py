@@ -11,6 +11,7 @@ import ssl
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -288,10 +289,22 @@ class Results:
 @dataclass
 class Handoff:
     """Copies claimed in the writer job that queued them (dispatch), with their bodies, so
-    delivery starts on them without a claim or a read of its own (issue 12)."""
+    delivery starts on them without a claim or a read of its own (issue 12). fresh_until:
+    the monotonic time after which they are given back unsent, half their lease after the
+    claim (as for delivery's own claims)."""
 
     copies: list[Claimed]
     bodies: dict[int, tuple[str, bytes]]
+    fresh_until: float
+
+
+HANDED_BATCHES = 2  # handoffs waiting for delivery beyond which dispatch claims no more
+HANDED_BODIES = 32  # bodies read with a handoff (the rest load when first sent, as before)
+
+
+def _log_failed_release(done: Future[None]) -> None:
+    if done.exception() is not None:  # their leases run out instead
+        log.error("could not give back handed copies: %s", done.exception())
 
 
 class Deliverer:
@@ -323,34 +336,50 @@ class Deliverer:
         self._active = 0  # senders still running in this pass
         self._stop = asyncio.Event()  # never set unless run() is given one
         self._cache: OrderedDict[int, asyncio.Future[tuple[str, bytes]]] = OrderedDict()
-        self.handed: deque[list[Claimed]] = deque()  # claimed by another writer job (hand)
+        self.handed: deque[Handoff] = deque()  # claimed by another writer job (hand)
+        self._stopped = False  # run() has returned: a late handoff is given back at once
+        self._store_due = True  # the store may hold due copies not handed over: claim them
         self._relays: list[Relay] = []
         self._relay_key: tuple[object, ...] | None = None
         self._last_pass = 0.0
 
     def wake(self) -> None:
+        """There may be due copies in the store nobody claimed (new mail, a retry, a notice)."""
+        self._store_due = True
         self.wakeup.set()
 
-    def claim_in(self, s: Session, now: datetime) -> Handoff:
-        """Claim the copies due now inside another writer job (the one that queued them), with
-        the bodies they need; the event loop then passes the result to hand()."""
+    def claim_in(self, s: Session, now: datetime, after_id: int) -> Handoff | None:
+        """Inside the writer job that queued them (dispatch): claim the copies it queued (rows
+        after after_id, at most BATCH), with their bodies; the event loop then passes the
+        result to hand(). None while delivery still has HANDED_BATCHES waiting: a backlog is
+        claimed by delivery itself, as it gets to it, so no lease runs out in memory."""
+        if len(self.handed) >= HANDED_BATCHES:
+            return None
         lease = timedelta(seconds=self.config().server.claim_lease_seconds)
-        copies = outbound.claim_deliveries(s, now, lease, BATCH, self.instance_id)
+        fresh_until = time.monotonic() + lease.total_seconds() / 2
+        copies = outbound.claim_queued_after(s, after_id, now, lease, BATCH, self.instance_id)
         bodies = {}
-        for outbound_id in {c.outbound_id for c in copies}:
+        for outbound_id in sorted({c.outbound_id for c in copies})[:HANDED_BODIES]:
             if (body := outbound.outbound_raw(s, outbound_id)) is not None:
                 bodies[outbound_id] = body
-        return Handoff(copies, bodies)
+        return Handoff(copies, bodies, fresh_until)
 
     def hand(self, handoff: Handoff) -> None:
-        """Copies claimed by claim_in (in the event loop): sent in the next pass."""
+        """Copies claimed by claim_in (in the event loop): sent in the next pass, or given
+        back at once when delivery has stopped."""
+        if self._stopped:
+            ids = [item.id for item in handoff.copies]
+            if ids:
+                released = self.store.submit(lambda s: outbound.release(s, ids, self.instance_id))
+                released.add_done_callback(_log_failed_release)
+            return
         loop = asyncio.get_running_loop()
         for outbound_id, body in handoff.bodies.items():
             loaded: asyncio.Future[tuple[str, bytes]] = loop.create_future()
             loaded.set_result(body)
             self._remember(outbound_id, loaded)
         if handoff.copies:
-            self.handed.append(handoff.copies)
+            self.handed.append(handoff)
         self.wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -372,9 +401,11 @@ class Deliverer:
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), timeout=1.0)
                 except TimeoutError:
+                    self._store_due = True  # retries come due with time
                     if self._relays and time.monotonic() - self._last_pass > RELAY_IDLE:
                         await self.close_relays()
-        handed = [item.id for batch in self.handed for item in batch]
+        self._stopped = True
+        handed = [item.id for handoff in self.handed for item in handoff.copies]
         self.handed.clear()
         if handed:  # handed over as the stop came: due again at once for the next start
             try:
@@ -395,6 +426,8 @@ class Deliverer:
     async def deliver_due(self, keep: bool = False) -> int:
         """Send everything due now (or until a stop); returns how many copies were claimed.
         keep: leave the relay connections open for the next pass (run() closes them when idle)."""
+        if not self.handed:  # not for a handoff (the CLI, a test, a timer): ask the store
+            self._store_due = True
         cfg = self.config()
         conns = cfg.server.delivery_connections
         lease = timedelta(seconds=cfg.server.claim_lease_seconds)
@@ -405,17 +438,22 @@ class Deliverer:
         async def producer() -> None:
             nonlocal total
             while not self._stop.is_set():
-                batch = self.handed.popleft() if self.handed else await self._claim(lease)
-                if not batch:
-                    break
-                total += len(batch)
                 # Past half its lease a copy still waiting here is given back, not sent: another
                 # instance may take it once the lease ends (a slow relay, a long queue).
-                fresh_until = time.monotonic() + lease.total_seconds() / 2
+                if self.handed:
+                    handoff = self.handed.popleft()
+                    batch, fresh_until = handoff.copies, handoff.fresh_until
+                elif self._store_due:  # cleared first: a wake-up during the claim is kept
+                    self._store_due = False
+                    batch = await self._claim(lease)
+                    fresh_until = time.monotonic() + lease.total_seconds() / 2
+                    if len(batch) == BATCH:
+                        self._store_due = True  # more may wait behind a full batch
+                else:
+                    break  # nothing handed over, nothing due in the store
+                total += len(batch)
                 for item in batch:
                     await work.put((item, fresh_until))
-                if len(batch) < BATCH and not self.handed:
-                    break  # nothing else was due: another claim would find nothing
             for _ in range(conns):
                 await work.put(None)
 

@@ -28,7 +28,7 @@ from listserv.instances import is_dead_here, make_instance_id
 from listserv.message import Incoming, RawMessage
 from listserv.notices import notice
 from listserv.sender_auth import SenderAuths
-from listserv.store import Store, inbound
+from listserv.store import Store, inbound, outbound
 from listserv.store.tables import Inbound
 
 log = logging.getLogger("listserv.inbound")
@@ -265,24 +265,32 @@ class InboundWorker:
                 log.exception("could not read inbound message %s", row.id)
                 failures.append((row, f"{type(exc).__name__}: {exc}"))
         parked: list[tuple[Inbound, str, int]] = []
-        while ready or failures or interrupted:
-            job = functools.partial(
-                self.handle,
-                cfg=cfg,
-                now=now,
-                ready=ready,
-                failures=failures,
-                interrupted=interrupted,
-            )
-            try:
-                done, handoff, left = self.store.submit(job).result()
-            except BaseException:  # nothing of this job was kept: it is handled next pass
-                self.handed.extendleft(reversed([row for row, _ in ready] + interrupted))
-                self.handed.extendleft(reversed([row for row, _ in failures]))
-                raise
-            parked += done
-            self.hand_copies(handoff)
-            ready, failures, interrupted = left, [], []
+        try:
+            while ready or failures or interrupted:
+                job = functools.partial(
+                    self.handle,
+                    cfg=cfg,
+                    now=now,
+                    ready=ready,
+                    failures=failures,
+                    interrupted=interrupted,
+                )
+                try:
+                    done, handoff, left = self.store.submit(job).result()
+                except BaseException:  # nothing of this job was kept: it is handled next pass
+                    self.handed.extendleft(reversed([row for row, _ in ready] + interrupted))
+                    self.handed.extendleft(reversed([row for row, _ in failures]))
+                    raise
+                parked += done
+                self.hand_copies(handoff)
+                ready, failures, interrupted = left, [], []
+        finally:  # what the jobs that committed parked is told, even if a later one failed
+            self.tell_parked(cfg, parked, now)
+        return len(rows)
+
+    def tell_parked(
+        self, cfg: Config, parked: list[tuple[Inbound, str, int]], now: datetime
+    ) -> None:
         for row, error, attempts in parked:
             try:
                 self.store.submit(
@@ -292,7 +300,6 @@ class InboundWorker:
                 ).result()
             except Exception:  # noqa: BLE001 - the message stays parked and listed
                 log.exception("could not tell the owners about parked message %s", row.id)
-        return len(rows)
 
     def hand_copies(self, handoff: Handoff | None) -> None:
         """From process()'s thread: delivery starts on a job's copies while the next runs
@@ -320,6 +327,7 @@ class InboundWorker:
         failures = list(failures)
         parked: list[tuple[Inbound, str, int]] = []
         started = time.monotonic()
+        queued_after = outbound.last_delivery_id(s)  # the copies this job queues come after
         auth = self.sender_auth.offline()  # keys were looked up in prepare()
         left: list[tuple[Inbound, Incoming]] = []
         for i, (row, inc) in enumerate(ready):
@@ -349,7 +357,7 @@ class InboundWorker:
         if ready:
             try:
                 with s.begin_nested():
-                    handoff = self.deliverer.claim_in(s, datetime.now(UTC))
+                    handoff = self.deliverer.claim_in(s, datetime.now(UTC), queued_after)
             except Exception:  # noqa: BLE001 - delivery claims them itself instead
                 log.exception("could not claim the copies just queued")
         return parked, handoff, left

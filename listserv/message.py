@@ -63,6 +63,23 @@ def _header_lines(head: bytes) -> list[tuple[str, bytes]]:
     return [(name, b"\r\n".join(lines)) for name, lines in fields]
 
 
+_FIELD_LINE = re.compile(rb"[!-9;-~]+:|[ \t]")
+
+
+def _well_formed(head: bytes) -> bool:
+    r"""Every line a field (a name, the colon right after it) or a continuation, and no bare CR:
+    a block the email package reads field by field, as RawMessage.get does without it.
+
+    >>> _well_formed(b"From: a@x\r\nSubject: hi\r\n  there"), _well_formed(b"Subject : hi")
+    (True, False)
+    >>> _well_formed(b"From: a@x\rX-Evil: y"), _well_formed(b"From a@x Mon\r\nTo: b@y")
+    (False, False)
+    """
+    if b"\r" in head.replace(b"\r\n", b""):
+        return False
+    return all(_FIELD_LINE.match(line) for line in head.split(b"\r\n") if line)
+
+
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -120,6 +137,8 @@ class RawMessage:
         head, self.body = split_raw(raw)
         self.fields = _header_lines(head)
         self._parsed: Message | None = None  # the whole block parsed, once something needs it
+        if not _well_formed(head):  # read as the email package reads it, oddities and all
+            self._parsed = _PARSER.parsebytes(head + b"\r\n\r\n", headersonly=True)
         self._own: dict[str, str] = {}  # fields set here (the first of each name), as given
         self._read: dict[str, str | None] = {}  # decoded first values, until a field changes
 

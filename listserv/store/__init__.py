@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
 from listserv.errors import StorageError
@@ -40,6 +41,25 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(
         "BEGIN" if conn.get_execution_options().get("reader") else "BEGIN IMMEDIATE"
     )
+
+
+def _no_wait_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # The database is already in WAL mode (make_engine's connections set it); this connection
+    # never waits for the lock, never waits for the disk and leaves checkpoints to the others.
+    dbapi_conn.isolation_level = None
+    for pragma in ("busy_timeout=0", "synchronous=NORMAL", "wal_autocheckpoint=0"):
+        dbapi_conn.execute(f"PRAGMA {pragma}")
+
+
+def _no_wait_engine(url: str) -> Engine:
+    """One connection of its own for Store.write_now (a new one, same settings, if it is ever
+    invalidated); opening it waits for nothing either (timeout 0, no pool to wait on)."""
+    engine = create_engine(
+        url, poolclass=StaticPool, connect_args={"check_same_thread": False, "timeout": 0}
+    )
+    event.listen(engine, "connect", _no_wait_pragmas)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
 
 
 def make_engine(url: str) -> Engine:
@@ -204,7 +224,11 @@ class Store:
                 with conn.begin():
                     yield conn
             finally:
-                sqlite.execute("PRAGMA synchronous=FULL")
+                try:
+                    sqlite.execute("PRAGMA synchronous=FULL")
+                except Exception:  # still in a transaction: the connection must not be reused
+                    conn.invalidate()
+                    raise
 
     def write_now(self, fn: Callable[[Connection], None]) -> bool:
         """Run fn in one unflushed write transaction (as core(flushed=False)) on the calling
@@ -216,12 +240,8 @@ class Store:
         if self.dialect != "sqlite" or not self._lock.acquire(blocking=False):
             return False
         try:
-            if self._now is None or self._now.closed:
-                self._now = self.engine.connect()
-                sqlite = self._now.connection.driver_connection
-                assert sqlite is not None
-                for pragma in ("busy_timeout=0", "synchronous=NORMAL", "wal_autocheckpoint=0"):
-                    sqlite.execute(f"PRAGMA {pragma}")
+            if self._now is None:
+                self._now = _no_wait_engine(self.url).connect()
             try:
                 with self._now.begin():
                     fn(self._now)
@@ -258,8 +278,7 @@ class Store:
         with self._jobs_ready:
             self._writer, self._closing = None, False  # a later submit() starts a new one
         if self._now is not None:
-            self._now.invalidate()  # its settings must not reach the pool
-            self._now.close()
+            self._now.engine.dispose()
             self._now = None
         self.engine.dispose()
 

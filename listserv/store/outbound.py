@@ -162,17 +162,37 @@ def claim_deliveries(
 
     On PostgreSQL the due rows are locked FOR UPDATE SKIP LOCKED, so instances on one database
     claim disjoint batches without waiting on each other."""
-    stmt = _claim(s.get_bind().dialect.name)
+    stmt = _claim(s.get_bind().dialect.name, after=False)
     params = {"now": now, "until": now + lease, "instance": instance, "limit": limit}
     result: Any = s.connection().execute(stmt, params)  # Core: no ORM bookkeeping
     rows = [Claimed(*row) for row in result]
     return sorted(rows, key=lambda c: c.id)
 
 
+def claim_queued_after(
+    s: Session, after_id: int, now: datetime, lease: timedelta, limit: int, instance: str
+) -> list[Claimed]:
+    """claim_deliveries for the copies queued after delivery row after_id only: those the
+    calling writer job queued, when after_id is last_delivery_id() from its start."""
+    stmt = _claim(s.get_bind().dialect.name, after=True)
+    params = {"now": now, "until": now + lease, "instance": instance, "limit": limit}
+    result: Any = s.connection().execute(stmt, {**params, "after": after_id})
+    return sorted((Claimed(*row) for row in result), key=lambda c: c.id)
+
+
+_LAST_DELIVERY = sa_select(func.max(col(Delivery.id)))
+
+
+def last_delivery_id(s: Session) -> int:
+    """The highest delivery row id so far (0 for none)."""
+    return s.connection().execute(_LAST_DELIVERY).scalar() or 0
+
+
 @functools.cache
-def _claim(dialect: str) -> Any:
+def _claim(dialect: str, after: bool) -> Any:
     """claim_deliveries' UPDATE ... RETURNING, built once per dialect: building it per claim
-    was most of the claim's CPU, and a claim follows every post (issue 12)."""
+    was most of the claim's CPU, and a claim follows every post (issue 12). after: only rows
+    with an id above :after (claim_queued_after)."""
     now = bindparam("now", type_=DateTime)
     free = or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) < now)
     due = (
@@ -181,6 +201,8 @@ def _claim(dialect: str) -> Any:
         .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
         .limit(bindparam("limit", type_=Integer))
     )
+    if after:
+        due = due.where(col(Delivery.id) > bindparam("after", type_=Integer))
     if dialect == "postgresql":
         due = due.with_for_update(skip_locked=True)
     return (

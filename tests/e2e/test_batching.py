@@ -145,3 +145,181 @@ async def test_a_batch_longer_than_a_writer_job_goes_on_in_the_next_job_not_read
     with srv.store.reader() as s:
         rows = s.execute(select(Inbound)).scalars().all()
     assert [r.state for r in rows] == [InboundState.DONE] * 5
+
+
+class RecordingRelay:
+    """A relay that records (recipient, delivery id) of every copy it is given."""
+
+    def __init__(self, sent: list[tuple[str, int]]) -> None:
+        self.sent = sent
+
+    def kept(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def send(self, sender, rcpt, data, tag, ready=None):  # type: ignore[no-untyped-def]
+        if ready is not None:
+            await ready
+        self.sent.append((rcpt, tag))
+
+
+async def test_handed_copies_that_waited_past_half_their_lease_are_sent_once_not_twice(
+    tmp_path, monkeypatch
+):
+    """Copies handed over wait in memory; their freshness counts from the claim, so a batch
+    that waited past half its lease is given back, not sent, and each copy goes out once."""
+    from listserv import delivery
+    from listserv.store import members, open_store
+    from listserv.store import outbound as queue
+    from tests.conftest import make_config
+
+    cfg = make_config(tmp_path, server_extra='claim_lease = "1s"\n')
+    store = open_store(cfg.database_url)
+    now = datetime.now(UTC)
+    with store.session() as s:
+        members.ensure_list(s, "networking", now)
+        for i in range(2):
+            m = members.upsert_member(s, "networking", f"m{i}@example.org", now, status="pending")
+            members.activate(s, m, now, "test")
+        out = queue.add_outbound(s, "networking", "post", post("Stale"), now)
+        assert out.id is not None
+        queue.queue_to_members(s, out.id, "networking", ("regular",), now)
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(delivery, "BATCH", 2)
+    monkeypatch.setattr(delivery, "make_relay", lambda cfg: RecordingRelay(sent))
+    deliverer = delivery.Deliverer(store, lambda: cfg, instance_id="a")
+    try:
+        handoff = store.submit(lambda s: deliverer.claim_in(s, datetime.now(UTC), 0)).result()
+        assert handoff is not None and len(handoff.copies) == 2
+        deliverer.hand(handoff)
+        await asyncio.sleep(1.2)  # a long pass ahead of it: past its lease
+        await deliverer.deliver_due()
+        assert sorted(sent) == sorted(set(sent)) and len(sent) == 2
+    finally:
+        store.dispose()
+
+
+async def test_copies_a_dispatch_job_hands_over_after_delivery_stopped_are_given_back(
+    server_factory, monkeypatch
+):
+    """A dispatch job still running at a stop claims its copies and hands them to a delivery
+    worker that has already stopped: they are given back (queued, unclaimed), not left
+    claimed until their lease runs out."""
+    import time
+
+    from listserv.store import open_store
+
+    srv = await server_factory()
+    add_members(srv, "ann@example.com", "bob@example.com")
+    real = srv.inbound.handle
+    entered = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow_handle(*args: Any, **kwargs: Any) -> Any:
+        loop.call_soon_threadsafe(entered.set)
+        time.sleep(1.0)  # still dispatching when the stop comes
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(srv.inbound, "handle", slow_handle)
+    await srv.writer.save("ann@example.com", [LIST], post("At the stop"))
+    await entered.wait()
+    await srv.stop()
+    store = open_store(srv.cfg.database_url)
+    try:
+        with store.reader() as s:
+            rows = [(d.state, d.claimed_by) for d in s.execute(select(Delivery)).scalars()]
+    finally:
+        store.dispose()
+    assert rows and all(state == CopyState.QUEUED for state, _ in rows), rows
+
+
+async def test_owners_hear_of_a_message_parked_in_a_pass_whose_later_job_failed(
+    server_factory, sink, monkeypatch
+):
+    """A pass's first writer job parks a message and commits; its next job fails. The owners
+    are still told about the parked one."""
+    monkeypatch.setattr(inbound_mod, "BATCH_SECONDS", -1.0)  # one message per writer job
+    srv = await server_factory(server_extra="inbound_attempts = 1\n")
+    add_members(srv, "ann@example.com", "bob@example.com")
+    real_prepare, real_handle = srv.inbound.prepare, srv.inbound.handle
+    jobs: list[int] = []
+
+    def prepare(cfg: Any, row: Any, now: Any) -> Any:
+        if b"Broken" in row.raw:
+            raise ValueError("unreadable")
+        return real_prepare(cfg, row, now)
+
+    def handle(*args: Any, **kwargs: Any) -> Any:
+        jobs.append(1)
+        if len(jobs) == 2:
+            raise RuntimeError("the second job's commit failed")
+        return real_handle(*args, **kwargs)
+
+    monkeypatch.setattr(srv.inbound, "prepare", prepare)
+    monkeypatch.setattr(srv.inbound, "handle", handle)
+    await asyncio.gather(
+        *(srv.writer.save("ann@example.com", [LIST], post(s)) for s in ("Broken", "Good", "More"))
+    )
+    await wait_for(lambda: sink.to("owner@example.org"), what="the owners' notice")
+
+
+def test_dispatch_claims_only_the_copies_it_queued_and_none_while_delivery_is_behind(cfg, store):
+    """claim_in takes the copies queued after the job began, not a backlog of older due ones
+    (delivery claims those as it gets to them), and nothing while delivery already has
+    HANDED_BATCHES handoffs waiting: no lease runs out in memory."""
+    from listserv import delivery
+    from listserv.store import outbound as queue
+
+    now = datetime.now(UTC)
+
+    def queue_copies(s: Any, n: int, tag: str) -> None:
+        out = queue.add_outbound(s, "networking", "post", post(tag), now)
+        assert out.id is not None
+        queue.queue_to_addresses(
+            s, out.id, [(f"{tag}{i}@example.org", "", None) for i in range(n)], now
+        )
+
+    deliverer = delivery.Deliverer(store, lambda: cfg, instance_id="a")
+
+    def job(s: Any) -> Any:
+        queue_copies(s, 3, "old")  # a backlog, due already
+        after = queue.last_delivery_id(s)
+        queue_copies(s, 2, "new")  # what this job queued
+        return deliverer.claim_in(s, datetime.now(UTC), after)
+
+    handoff = store.submit(job).result()
+    assert handoff is not None
+    assert sorted(c.recipient for c in handoff.copies) == ["new0@example.org", "new1@example.org"]
+    assert set(handoff.bodies) == {handoff.copies[0].outbound_id}
+    deliverer.handed.extend([handoff] * delivery.HANDED_BATCHES)
+    assert store.submit(lambda s: deliverer.claim_in(s, datetime.now(UTC), 0)).result() is None
+
+
+async def test_a_pass_that_starts_on_a_handoff_still_claims_what_waits_in_the_store(
+    cfg, store, monkeypatch
+):
+    """Copies dispatch did not hand over (delivery was behind) wait in the store, and the
+    wake-up says so: the pass that sends a handoff claims them too, not a second later."""
+    from listserv import delivery
+    from listserv.store import outbound as queue
+
+    now = datetime.now(UTC)
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(delivery, "make_relay", lambda cfg: RecordingRelay(sent))
+    deliverer = delivery.Deliverer(store, lambda: cfg, instance_id="a")
+
+    def job(s: Any) -> Any:
+        for tag in ("waiting", "handed"):
+            out = queue.add_outbound(s, "networking", "post", post(tag), now)
+            assert out.id is not None
+            after = queue.last_delivery_id(s)
+            queue.queue_to_addresses(s, out.id, [(f"{tag}@example.org", "", None)], now)
+        return deliverer.claim_in(s, datetime.now(UTC), after)
+
+    handoff = store.submit(job).result()
+    deliverer.hand(handoff)
+    deliverer.wake()  # what inbound does for copies it could not hand over
+    await deliverer.deliver_due()
+    assert sorted(rcpt for rcpt, _ in sent) == ["handed@example.org", "waiting@example.org"]

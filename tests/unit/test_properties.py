@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -16,7 +17,7 @@ from listserv.addresses import (
 )
 from listserv.config import Site
 from listserv.headers import ONE_CLICK, member_fields
-from listserv.message import RawMessage, fold, fold_uris
+from listserv.message import RawMessage, fold, fold_uris, parse
 from listserv.posting import prefixed_subject
 
 DOMAIN = "lists.example.org"
@@ -185,3 +186,25 @@ def test_a_field_reads_the_same_whether_or_not_the_whole_header_block_was_parsed
     lazy.set(name, changed)
     eager.set(name, changed)
     assert lazy.get(name) == eager.get(name)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"From: member@example.org\rX-Evil: attacker@evil.example\r\nSubject: hi\r\n\r\nbody",
+        b"From: a@example.org\r\ngarbage line\r\nSubject: hi\r\n\r\nbody",
+        b"From: a@example.org\r\nSubject : hi\r\n\r\nbody",
+        b"From a@b Mon Jan  1 00:00:00 2024\r\nSubject: hi\r\n\r\nbody",
+        b" folded\r\nSubject: hi\r\n\r\nbody",
+        b": nothing\r\nSubject: hi\r\n\r\nbody",
+    ],
+    ids=["bare CR", "garbage line", "space before colon", "mbox From", "continuation", "no name"],
+)
+def test_a_malformed_header_block_reads_as_the_email_package_reads_it(raw):
+    """A block RawMessage cannot read field by field (a bare CR, a line that is no field) is
+    read by parsing it whole, as before: a field after the oddity is what the email package
+    says, and a bare CR does not hide a second field in the From address."""
+    parsed = parse(raw)
+    for name in ("from", "subject", "x-evil"):
+        value = parsed.get(name)
+        assert RawMessage(raw).get(name) == ("" if value is None else str(value))
