@@ -437,25 +437,30 @@ class Deliverer:
 
         async def producer() -> None:
             nonlocal total
-            while not self._stop.is_set():
-                # Past half its lease a copy still waiting here is given back, not sent: another
-                # instance may take it once the lease ends (a slow relay, a long queue).
-                if self.handed:
-                    handoff = self.handed.popleft()
-                    batch, fresh_until = handoff.copies, handoff.fresh_until
-                elif self._store_due:  # cleared first: a wake-up during the claim is kept
-                    self._store_due = False
-                    batch = await self._claim(lease)
-                    fresh_until = time.monotonic() + lease.total_seconds() / 2
-                    if len(batch) == BATCH:
-                        self._store_due = True  # more may wait behind a full batch
-                else:
-                    break  # nothing handed over, nothing due in the store
-                total += len(batch)
-                for item in batch:
-                    await work.put((item, fresh_until))
-            for _ in range(conns):
-                await work.put(None)
+            try:
+                while not self._stop.is_set():
+                    # Past half its lease a copy still waiting here is given back, not sent:
+                    # another instance may take it once the lease ends (a slow relay).
+                    if self.handed:
+                        handoff = self.handed.popleft()
+                        batch, fresh_until = handoff.copies, handoff.fresh_until
+                    elif self._store_due:  # cleared first: a wake-up during the claim is kept
+                        self._store_due = False
+                        batch = await self._claim(lease)
+                        fresh_until = time.monotonic() + lease.total_seconds() / 2
+                        if len(batch) == BATCH:
+                            self._store_due = True  # more may wait behind a full batch
+                    else:
+                        break  # nothing handed over, nothing due in the store
+                    total += len(batch)
+                    for item in batch:
+                        await work.put((item, fresh_until))
+            except BaseException:  # a failed claim: the store is asked again next pass
+                self._store_due = True
+                raise
+            finally:  # the senders stop after what was queued, whatever happened here
+                for _ in range(conns):
+                    await work.put(None)
 
         relays = await self._relays_for(cfg, conns)
         writer = asyncio.create_task(self._write_loop())

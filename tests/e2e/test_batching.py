@@ -323,3 +323,40 @@ async def test_a_pass_that_starts_on_a_handoff_still_claims_what_waits_in_the_st
     deliverer.wake()  # what inbound does for copies it could not hand over
     await deliverer.deliver_due()
     assert sorted(rcpt for rcpt, _ in sent) == ["handed@example.org", "waiting@example.org"]
+
+
+async def test_a_failed_claim_ends_the_pass_s_senders_and_the_next_pass_claims_again(
+    cfg, store, monkeypatch
+):
+    """A claim that raises ends the pass with its senders (none is left waiting for work for
+    ever), and the next pass asks the store again."""
+    from listserv import delivery
+    from listserv.store import outbound as queue
+
+    now = datetime.now(UTC)
+    with store.session() as s:
+        out = queue.add_outbound(s, "networking", "post", post("Retry"), now)
+        assert out.id is not None
+        queue.queue_to_addresses(s, out.id, [("bob@example.org", "", None)], now)
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(delivery, "make_relay", lambda cfg: RecordingRelay(sent))
+    deliverer = delivery.Deliverer(store, lambda: cfg, instance_id="a")
+    real_claim = deliverer._claim
+    calls: list[int] = []
+
+    async def flaky_claim(lease: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("database hiccup")
+        return await real_claim(lease)
+
+    monkeypatch.setattr(deliverer, "_claim", flaky_claim)
+    try:
+        await deliverer.deliver_due()
+    except OSError:
+        pass
+    await asyncio.sleep(0)
+    senders = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "Deliverer._sender"]
+    assert senders == []
+    await deliverer.deliver_due()
+    assert [rcpt for rcpt, _ in sent] == ["bob@example.org"]
