@@ -380,6 +380,8 @@ class Deliverer:
             self._remember(outbound_id, loaded)
         if handoff.copies:
             self.handed.append(handoff)
+        if len(handoff.copies) >= BATCH:  # the job queued more than a batch: the rest waits
+            self._store_due = True
         self.wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:

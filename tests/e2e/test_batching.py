@@ -360,3 +360,32 @@ async def test_a_failed_claim_ends_the_pass_s_senders_and_the_next_pass_claims_a
     assert senders == []
     await deliverer.deliver_due()
     assert [rcpt for rcpt, _ in sent] == ["bob@example.org"]
+
+
+async def test_a_post_with_more_copies_than_a_handoff_goes_out_in_one_pass(cfg, store, monkeypatch):
+    """Dispatch hands over at most BATCH copies of a big post; the pass that sends them goes
+    on to claim the rest from the store instead of leaving them for the next timer."""
+    from listserv import delivery
+    from listserv.store import outbound as queue
+
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(delivery, "BATCH", 2)
+    monkeypatch.setattr(delivery, "make_relay", lambda cfg: RecordingRelay(sent))
+    deliverer = delivery.Deliverer(store, lambda: cfg, instance_id="a")
+    await deliverer.deliver_due()  # an earlier, empty pass: nothing is known to be due now
+    now = datetime.now(UTC)
+
+    def dispatch(s: Any) -> Any:
+        after = queue.last_delivery_id(s)
+        out = queue.add_outbound(s, "networking", "post", post("Big"), now)
+        assert out.id is not None
+        queue.queue_to_addresses(
+            s, out.id, [(f"m{i}@example.org", "", None) for i in range(5)], now
+        )
+        return deliverer.claim_in(s, datetime.now(UTC), after)
+
+    handoff = store.submit(dispatch).result()
+    assert handoff is not None and len(handoff.copies) == 2
+    deliverer.hand(handoff)
+    await deliverer.deliver_due()
+    assert sorted(rcpt for rcpt, _ in sent) == [f"m{i}@example.org" for i in range(5)]
