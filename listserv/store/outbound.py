@@ -162,11 +162,7 @@ def claim_deliveries(
 
     On PostgreSQL the due rows are locked FOR UPDATE SKIP LOCKED, so instances on one database
     claim disjoint batches without waiting on each other."""
-    stmt = _claim(s.get_bind().dialect.name, after=False)
-    params = {"now": now, "until": now + lease, "instance": instance, "limit": limit}
-    result: Any = s.connection().execute(stmt, params)  # Core: no ORM bookkeeping
-    rows = [Claimed(*row) for row in result]
-    return sorted(rows, key=lambda c: c.id)
+    return _run_claim(s, now, lease, limit, instance, None)
 
 
 def claim_queued_after(
@@ -174,9 +170,17 @@ def claim_queued_after(
 ) -> list[Claimed]:
     """claim_deliveries for the copies queued after delivery row after_id only: those the
     calling writer job queued, when after_id is last_delivery_id() from its start."""
-    stmt = _claim(s.get_bind().dialect.name, after=True)
+    return _run_claim(s, now, lease, limit, instance, after_id)
+
+
+def _run_claim(
+    s: Session, now: datetime, lease: timedelta, limit: int, instance: str, after: int | None
+) -> list[Claimed]:
+    stmt = _claim(s.get_bind().dialect.name, after=after is not None)
     params = {"now": now, "until": now + lease, "instance": instance, "limit": limit}
-    result: Any = s.connection().execute(stmt, {**params, "after": after_id})
+    if after is not None:
+        params["after"] = after
+    result: Any = s.connection().execute(stmt, params)  # Core: no ORM bookkeeping
     return sorted((Claimed(*row) for row in result), key=lambda c: c.id)
 
 
