@@ -402,8 +402,7 @@ class Deliverer:
             if not stop.is_set():
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), timeout=1.0)
-                except TimeoutError:
-                    self._store_due = True  # retries come due with time
+                except TimeoutError:  # retries come due: deliver_due asks the store
                     if self._relays and time.monotonic() - self._last_pass > RELAY_IDLE:
                         await self.close_relays()
         self._stopped = True
