@@ -354,7 +354,7 @@ class InboundWorker:
             log.error("inbound message %s parked after %d tries: %s", row.id, row.attempts, error)
             parked.append((row, error, row.attempts))
         handoff = None
-        if ready:
+        if ready and self._loop is not None:  # only a running worker can hand them over
             try:
                 with s.begin_nested():
                     handoff = self.deliverer.claim_in(s, datetime.now(UTC), queued_after)
