@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import ssl
@@ -15,6 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -634,7 +634,7 @@ class Deliverer:
             try:
                 if results.deferred or results.failed:
                     await self.store.write(lambda s: self._write(s, results))
-                elif not self.store.write_now(functools.partial(self._mark_sent, results.sent)):
+                elif not self.store.write_now(self._marking_sent(results.sent)):
                     # the common case, once per relay 250: no Session, no writer queue; here in
                     # the event loop when the lock is free, else on a thread
                     await asyncio.to_thread(self._write_sent, results.sent)
@@ -652,6 +652,10 @@ class Deliverer:
     @staticmethod
     def _mark_sent(ids: list[int], conn: Connection) -> None:
         outbound.mark_sent(conn, ids, datetime.now(UTC))
+
+    @staticmethod
+    def _marking_sent(ids: list[int]) -> Callable[[Any], None]:
+        return lambda db: outbound.mark_sent_now(db, ids, datetime.now(UTC))
 
     def _write(self, s: Session, results: Results) -> None:
         """Write outcomes back (a writer job): sent in one statement, deferrals with backoff,

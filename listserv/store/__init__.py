@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -15,7 +16,6 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
 from listserv.errors import StorageError
@@ -43,23 +43,14 @@ def _sqlite_begin(conn: Connection) -> None:
     )
 
 
-def _no_wait_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # The database is already in WAL mode (make_engine's connections set it); this connection
-    # never waits for the lock, never waits for the disk and leaves checkpoints to the others.
-    dbapi_conn.isolation_level = None
+def _no_wait_connection(path: str) -> sqlite3.Connection:
+    """The bare sqlite3 connection of Store.write_now. The database is already in WAL mode
+    (make_engine's connections set it); this one never waits for the lock (timeout 0), never
+    waits for the disk (synchronous=NORMAL) and leaves checkpoints to the others."""
+    db = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
     for pragma in ("busy_timeout=0", "synchronous=NORMAL", "wal_autocheckpoint=0"):
-        dbapi_conn.execute(f"PRAGMA {pragma}")
-
-
-def _no_wait_engine(url: str) -> Engine:
-    """One connection of its own for Store.write_now (a new one, same settings, if it is ever
-    invalidated); opening it waits for nothing either (timeout 0, no pool to wait on)."""
-    engine = create_engine(
-        url, poolclass=StaticPool, connect_args={"check_same_thread": False, "timeout": 0}
-    )
-    event.listen(engine, "connect", _no_wait_pragmas)
-    event.listen(engine, "begin", _sqlite_begin)
-    return engine
+        db.execute(f"PRAGMA {pragma}")
+    return db
 
 
 def make_engine(url: str) -> Engine:
@@ -98,7 +89,7 @@ class Store:
         self._jobs_ready = threading.Condition()
         self._writer: threading.Thread | None = None
         self._closing = False
-        self._now: Connection | None = None  # write_now()'s own connection (event loop only)
+        self._now: sqlite3.Connection | None = None  # write_now()'s own (event loop only)
 
     def prepare(self, upgrade: bool = False) -> None:
         """A fresh database gets every table; an older one is refused unless upgrade is set."""
@@ -230,24 +221,36 @@ class Store:
                     conn.invalidate()
                     raise
 
-    def write_now(self, fn: Callable[[Connection], None]) -> bool:
-        """Run fn in one unflushed write transaction (as core(flushed=False)) on the calling
+    def write_now(self, fn: Callable[[sqlite3.Connection], None]) -> bool:
+        """Run fn(db) in one unflushed write transaction (as core(flushed=False)) on the calling
         thread, at once, or not at all (False) when someone holds the write lock: for the event
-        loop, which must never wait. SQLite only; its own connection never waits on the lock
-        (busy_timeout 0) and leaves checkpoints to other commits, so nothing it does touches
-        the disk. A thread per group commit of sent marks cost more than the commit did (the
-        context switches were a fifth of fan-out's CPU, issue 12)."""
-        if self.dialect != "sqlite" or not self._lock.acquire(blocking=False):
+        loop, which must never wait. SQLite only. db is a bare sqlite3 connection of its own,
+        inside BEGIN IMMEDIATE: it never waits on the lock (timeout 0) and leaves checkpoints
+        to other commits, so nothing it does touches the disk. A thread per group commit of
+        sent marks cost more than the commit did (the context switches were a fifth of
+        fan-out's CPU), and SQLAlchemy's execution around the statement over half of what
+        was left (issue 12)."""
+        path = self.engine.url.database
+        if self.dialect != "sqlite" or path in (None, "", ":memory:"):
+            return False
+        if not self._lock.acquire(blocking=False):
             return False
         try:
             if self._now is None:
-                self._now = _no_wait_engine(self.url).connect()
+                self._now = _no_wait_connection(path)
+            db = self._now
             try:
-                with self._now.begin():
-                    fn(self._now)
-            except OperationalError as exc:
-                if "locked" in str(exc.orig) or "busy" in str(exc.orig):  # another process
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # another process holds the lock
+                if "locked" in str(exc) or "busy" in str(exc):
                     return False
+                raise
+            try:
+                fn(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
             return True
         finally:
@@ -278,7 +281,7 @@ class Store:
         with self._jobs_ready:
             self._writer, self._closing = None, False  # a later submit() starts a new one
         if self._now is not None:
-            self._now.engine.dispose()
+            self._now.close()
             self._now = None
         self.engine.dispose()
 

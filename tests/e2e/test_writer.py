@@ -234,7 +234,7 @@ def test_write_now_commits_at_once_or_not_at_all_and_never_waits(cfg):
             outbound.queue_to_addresses(s, out.id, recipients, datetime.now(UTC))
 
         def mark(ids: list[int]) -> Any:
-            return lambda conn: outbound.mark_sent(conn, ids, datetime.now(UTC))
+            return lambda db: outbound.mark_sent_now(db, ids, datetime.now(UTC))
 
         assert store.write_now(mark([1]))
         held, release = threading.Event(), threading.Event()
@@ -258,5 +258,39 @@ def test_write_now_commits_at_once_or_not_at_all_and_never_waits(cfg):
         other.close()
         with store.reader() as s:
             assert outbound.counts_by_state(s) == {"sent": 1, "queued": 2}
+    finally:
+        store.dispose()
+
+
+def test_sent_marks_on_the_bare_connection_store_what_the_orm_path_stores(cfg):
+    """mark_sent_now (write_now's sqlite3 statement) leaves each row exactly as mark_sent does:
+    state, sent_at as SQLAlchemy stores and reads it, the claim and the error cleared; ids past
+    a padded width and repeated ids are fine."""
+    from listserv.store import outbound
+    from listserv.store.tables import Delivery
+
+    store = open_store(cfg.database_url)
+    try:
+        with store.session() as s:
+            out = outbound.add_outbound(s, "networking", "post", post("x"), datetime.now(UTC))
+            assert out.id is not None
+            recipients = [(f"m{i}@example.com", "", None) for i in range(8)]
+            outbound.queue_to_addresses(s, out.id, recipients, datetime.now(UTC))
+            s.connection().exec_driver_sql(
+                "UPDATE delivery SET state='sending', last_error='x', claimed_until=created_at"
+            )
+        when = datetime(2026, 12, 2, 13, 45, 6, 789012, tzinfo=UTC)
+        with store.core() as conn:
+            outbound.mark_sent(conn, [1, 2, 3], when)
+        assert store.write_now(lambda db: outbound.mark_sent_now(db, [4, 5, 6, 4], when))
+        with store.reader() as s:
+            rows = {d.id: d for d in s.exec(select(Delivery)).scalars()}
+        by_orm, by_now = [rows[i] for i in (1, 2, 3)], [rows[i] for i in (4, 5, 6)]
+        for row in by_orm + by_now:
+            assert (row.state, row.claimed_until, row.last_error) == ("sent", None, "")
+        assert {r.sent_at for r in by_now} == {r.sent_at for r in by_orm} == {by_orm[0].sent_at}
+        assert by_orm[0].sent_at is not None
+        assert by_orm[0].sent_at.replace(tzinfo=UTC) == when
+        assert {rows[i].state for i in (7, 8)} == {"sending"}
     finally:
         store.dispose()
