@@ -235,7 +235,9 @@ class WireRelay:
                     f"relay {self.host}:{self.port} unreachable: {exc}"
                 ) from None
         try:
-            await self.conn.send(sender, rcpt, data, ready)
+            # Deliverer's bodies have CRLF line ends (made once as each is loaded), and the
+            # fields it adds are folded with CRLF: no check per copy
+            await self.conn.send(sender, rcpt, data, ready, normalised=True)
         except wire.Refused as exc:
             if exc.code == 421:  # the relay is closing this connection
                 await self.close()
@@ -361,7 +363,7 @@ class Deliverer:
         bodies = {}
         for outbound_id in sorted({c.outbound_id for c in copies})[:HANDED_BODIES]:
             if (body := outbound.outbound_raw(s, outbound_id)) is not None:
-                bodies[outbound_id] = body
+                bodies[outbound_id] = (body[0], wire.crlf(body[1]))  # once per body
         return Handoff(copies, bodies, fresh_until)
 
     def hand(self, handoff: Handoff) -> None:
@@ -607,7 +609,8 @@ class Deliverer:
             found = outbound.outbound_raw(s, outbound_id)
         if found is None:
             raise PermanentError(f"outbound message {outbound_id} is missing from the store")
-        return found
+        list_name, raw = found
+        return list_name, wire.crlf(raw)  # once per body, not per copy (WireRelay.send)
 
     async def _write_loop(self) -> None:
         """Group commit: once every sender waits on the batch, or GATHER after the first did,

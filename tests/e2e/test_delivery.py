@@ -325,3 +325,35 @@ async def test_relay_login_failure_is_temporary_not_a_bounce():
     relay._connect = refuse_login  # type: ignore[method-assign]
     with pytest.raises(RelayUnreachable):
         await relay.send("b@x.org", "ann@example.com", b"Subject: x\r\n\r\ny\r\n", 1)
+
+
+async def test_a_stored_body_with_bare_line_ends_reaches_the_relay_with_crlf_only(tmp_path, sink):
+    """Delivery normalises each body's line ends once, as it loads it (the wire client no longer
+    checks every copy): a body stored with bare LF and CR lines arrives with CRLF only, its
+    leading dot intact, and the member's List-Unsubscribe fields in the header."""
+    from listserv.delivery import Deliverer
+    from listserv.store import members, open_store
+    from listserv.store import outbound as queue
+    from tests.conftest import make_config
+
+    cfg = make_config(tmp_path, relay=f"smtp://127.0.0.1:{sink.port}")
+    store = open_store(cfg.database_url)
+    try:
+        now = datetime.now(UTC)
+        with store.session() as s:
+            m = members.upsert_member(s, "networking", "ann@example.org", now, status="pending")
+            members.activate(s, m, now, "test")
+            raw = b"Subject: hi\nX-Old: mac\r\n\nline one\n.dot line\rlast\n"
+            out = queue.add_outbound(s, "networking", "post", raw, now)
+            queue.queue_to_members(s, out.id, "networking", ("regular",), now)
+        deliverer = Deliverer(store, lambda: cfg)
+        assert await deliverer.deliver_due() == 1
+        await deliverer.close_relays()
+        [copy] = sink.to("ann@example.org")
+        content = copy.raw
+        assert content.count(b"\n") == content.count(b"\r\n") == content.count(b"\r")
+        head, body = content.split(b"\r\n\r\n", 1)
+        assert b"List-Unsubscribe: <" in head and head.startswith(b"Subject: hi\r\nX-Old: mac")
+        assert body == b"line one\r\n.dot line\r\nlast\r\n"
+    finally:
+        store.dispose()
