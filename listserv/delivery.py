@@ -71,6 +71,12 @@ def wire_size(data: bytes) -> int:
     return size if data.endswith((b"\r", b"\n")) else size + 2
 
 
+# One copy as a relay sends it: (envelope sender, recipient, message with CRLF line ends). A
+# relay's send() may be told the copy that follows on it (then=...): one that pipelines sends
+# that copy's envelope with this one's end, and the caller must send that copy next.
+Envelope = tuple[str, str, bytes]
+
+
 class OutboxRelay:
     """Writes each copy as a .eml file, so a newcomer sees exactly what would be sent."""
 
@@ -79,7 +85,13 @@ class OutboxRelay:
         folder.mkdir(parents=True, exist_ok=True)
 
     async def send(
-        self, sender: str, rcpt: str, data: bytes, tag: int, ready: Awaitable[None] | None = None
+        self,
+        sender: str,
+        rcpt: str,
+        data: bytes,
+        tag: int,
+        ready: Awaitable[None] | None = None,
+        then: Envelope | None = None,
     ) -> None:
         if ready is not None:
             await ready
@@ -139,7 +151,13 @@ class SmtpRelay:
         return client
 
     async def send(
-        self, sender: str, rcpt: str, data: bytes, tag: int, ready: Awaitable[None] | None = None
+        self,
+        sender: str,
+        rcpt: str,
+        data: bytes,
+        tag: int,
+        ready: Awaitable[None] | None = None,
+        then: Envelope | None = None,
     ) -> None:
         if ready is not None:
             await ready
@@ -213,13 +231,25 @@ class WireRelay:
         self.host, self.port, self.helo_name = host, port, helo_name
         self.conn: wire.Connection | None = None
         self.idle = False  # kept open since an earlier pass: checked before it is used again
+        self.announced: tuple[str, str] | None = None  # the last then's (sender, rcpt)
 
     def kept(self) -> None:
         self.idle = self.conn is not None
 
     async def send(
-        self, sender: str, rcpt: str, data: bytes, tag: int, ready: Awaitable[None] | None = None
+        self,
+        sender: str,
+        rcpt: str,
+        data: bytes,
+        tag: int,
+        ready: Awaitable[None] | None = None,
+        then: Envelope | None = None,
     ) -> None:
+        """then: the copy the caller sends next on this relay, if known (see Relay)."""
+        if self.conn is not None and self.conn.announced and self.announced != (sender, rcpt):
+            self.conn.close()  # it waits for another copy's message: start afresh
+            self.conn = None
+        self.announced = None if then is None else then[:2]
         if self.idle:  # the relay may have closed it meanwhile (a timeout): ask before use
             self.idle = False
             try:
@@ -237,7 +267,7 @@ class WireRelay:
         try:
             # Deliverer's bodies have CRLF line ends (made once as each is loaded), and the
             # fields it adds are folded with CRLF: no check per copy
-            await self.conn.send(sender, rcpt, data, ready, normalised=True)
+            await self.conn.send(sender, rcpt, data, ready, normalised=True, then=then)
         except wire.Refused as exc:
             if exc.code == 421:  # the relay is closing this connection
                 await self.close()
@@ -540,9 +570,17 @@ class Deliverer:
         unsent: list[int],
     ) -> None:
         recorded: Awaitable[None] | None = None  # the commit of this sender's last outcome
-        while (next_item := await work.get()) is not None:
-            item, fresh_until = next_item
-            if self._stop.is_set() or time.monotonic() > fresh_until:
+        ahead: tuple[Claimed, float, Envelope | None] | None = None  # taken from work early
+        ended = False  # the end marker was taken with ahead
+        while True:
+            if ahead is not None:
+                (item, fresh_until, copy), ahead = ahead, None
+            elif ended or (next_item := await work.get()) is None:
+                break
+            else:
+                (item, fresh_until), copy = next_item, None
+            # A copy told to the relay (then=) goes next, stop or not: the relay waits for it.
+            if copy is None and (self._stop.is_set() or time.monotonic() > fresh_until):
                 unsent.append(item.id)  # stop claiming and trying; what is left goes back
                 continue
             if down:  # the relay is unreachable: defer the rest of this pass without a try each
@@ -550,17 +588,14 @@ class Deliverer:
                 self._dirty.set()
                 continue
             try:
-                list_name, raw = await self._outbound(item.outbound_id)
-                data = (
-                    add_fields(raw, member_fields(list_name, site, item.token))
-                    if item.token
-                    else raw
-                )
-                sender = verp_encode(list_name, site.domain, item.recipient)
-                # The relay awaits `recorded` before the body's last bytes: the commit of the
-                # last copy overlaps this copy's envelope, and a crash can still resend only
-                # the one copy in flight on this connection.
-                await relay.send(sender, item.recipient, data, item.id, recorded)
+                if copy is None:
+                    copy = self._copy(site, item, *await self._outbound(item.outbound_id))
+                ahead, ended = self._take_next(site, work)
+                # The relay awaits `recorded` before the message: the commit of the last copy
+                # overlaps this copy's envelope, and a crash can still resend only the one copy
+                # in flight on this connection.
+                then = ahead[2] if ahead is not None else None
+                await relay.send(*copy, item.id, recorded, then=then)
                 self.results.sent.append(item.id)
             except RelayUnreachable as exc:
                 down.append(str(exc))
@@ -575,6 +610,31 @@ class Deliverer:
             recorded = self._recording()
         if recorded is not None:
             await recorded
+
+    @staticmethod
+    def _copy(site: Site, item: Claimed, list_name: str, raw: bytes) -> Envelope:
+        """The member's own copy of a message: VERP sender, List-Unsubscribe with their token."""
+        data = add_fields(raw, member_fields(list_name, site, item.token)) if item.token else raw
+        return verp_encode(list_name, site.domain, item.recipient), item.recipient, data
+
+    def _take_next(
+        self, site: Site, work: asyncio.Queue[tuple[Claimed, float] | None]
+    ) -> tuple[tuple[Claimed, float, Envelope | None] | None, bool]:
+        """The sender's next copy when it is already queued, built when its message is at hand
+        and it is still fresh (a relay that pipelines announces it with this copy's end);
+        and whether the end marker came instead (the sender stops after this copy)."""
+        if self._stop.is_set() or work.empty():
+            return None, False
+        next_item = work.get_nowait()
+        if next_item is None:
+            return None, True
+        item, fresh_until = next_item
+        load = self._cache.get(item.outbound_id)
+        if load is None or not load.done() or load.cancelled() or load.exception() is not None:
+            return (item, fresh_until, None), False
+        if time.monotonic() > fresh_until:
+            return (item, fresh_until, None), False  # the loop gives it back
+        return (item, fresh_until, self._copy(site, item, *load.result())), False
 
     def _recording(self) -> Awaitable[None]:
         """What to await for the outcomes gathered so far (this sender's last among them)."""

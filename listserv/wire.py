@@ -64,6 +64,9 @@ class Connection:
         self.loop = asyncio.get_running_loop()
         self.waiting_since: float | None = None  # loop time the replies awaited were asked for
         self.overdue = False  # the watchdog ended the connection: a reply took over TIMEOUT
+        # MAIL/RCPT/DATA of the next copy, sent with the last message's end; their replies
+        # are unread, and the relay waits for that copy's message (send()).
+        self.announced: bytes | None = None
         self._watch = self.loop.call_later(WATCH, self._check)
 
     @classmethod
@@ -136,6 +139,20 @@ class Connection:
         line, self.buffer = self.buffer[: end + 1], self.buffer[end + 1 :]
         return line
 
+    def _envelope(self, sender: str, rcpt: str, data: bytes) -> bytes:
+        """MAIL FROM and RCPT TO for one copy of data (CRLF line ends); Refused if unsafe."""
+        mail_from, rcpt_to = sender.encode(), rcpt.encode("utf-8")
+        if _UNSAFE.search(mail_from) or _UNSAFE.search(rcpt_to):
+            raise Refused(553, f"address unsafe on an SMTP command line: {rcpt!r}")
+        options = b""
+        if "SIZE" in self.extensions:
+            options += b" SIZE=%d" % len(data)
+        if not rcpt.isascii():
+            if "SMTPUTF8" not in self.extensions:
+                raise Refused(553, "the relay does not offer SMTPUTF8 for a non-ASCII address")
+            options += b" SMTPUTF8"
+        return b"MAIL FROM:<%s>%s\r\nRCPT TO:<%s>\r\n" % (mail_from, options, rcpt_to)
+
     async def send(
         self,
         sender: str,
@@ -144,48 +161,46 @@ class Connection:
         ready: Awaitable[None] | None = None,
         *,
         normalised: bool = False,
+        then: tuple[str, str, bytes] | None = None,
     ) -> None:
         """One transaction; Refused names the first bad reply. ready, when given, is awaited
         before the message goes out (delivery's commit of the previous copy). normalised: data
-        already has CRLF line ends only (crlf() was applied), so it is not checked again.
+        (and then's) already has CRLF line ends only (crlf() was applied). then: the copy this
+        connection sends next, (sender, rcpt, data), when the caller knows it; the next send()
+        must be that copy.
 
         With PIPELINING and CHUNKING (RFC 3030, Postfix has both) the envelope and the whole
-        message go out in one write as BDAT ... LAST, after ready; with PIPELINING alone
-        MAIL/RCPT/DATA are one write, and the body a second after ready; without it, a command
-        at a time."""
-        mail_from, rcpt_to = sender.encode(), rcpt.encode("utf-8")
-        if _UNSAFE.search(mail_from) or _UNSAFE.search(rcpt_to):
-            raise Refused(553, f"address unsafe on an SMTP command line: {rcpt!r}")
+        message go out in one write as BDAT ... LAST, after ready. With PIPELINING alone,
+        MAIL/RCPT/DATA are one write and the body a second, after ready; the next copy's
+        MAIL/RCPT/DATA go out with the end of this body (RFC 2920 3.1), so a copy costs one
+        write and one read. Without PIPELINING, a command at a time."""
         if not normalised:
             data = crlf(data)
-        options = b""
-        if "SIZE" in self.extensions:
-            options += b" SIZE=%d" % len(data)
-        if not rcpt.isascii():
-            if "SMTPUTF8" not in self.extensions:
-                raise Refused(553, "the relay does not offer SMTPUTF8 for a non-ASCII address")
-            options += b" SMTPUTF8"
-        envelope = [b"MAIL FROM:<%s>%s\r\n" % (mail_from, options), b"RCPT TO:<%s>\r\n" % rcpt_to]
+        envelope = self._envelope(sender, rcpt, data)
         if "PIPELINING" in self.extensions and "CHUNKING" in self.extensions:
             # One write per copy: the relay's replies to MAIL and RCPT are read after BDAT's
-            # anyway, so writing the envelope before ready gained nothing but a send syscall
-            # (a tenth of delivery's CPU per copy against smtp-sink, issue 12).
+            # anyway, so writing the envelope before ready saved no time, only a send syscall.
             if ready is not None:
                 await ready
-            self.writer.write(b"".join([*envelope, b"BDAT %d LAST\r\n" % len(data), data]))
+            self.writer.write(b"".join([envelope, b"BDAT %d LAST\r\n" % len(data), data]))
             replies = await self.replies(3)
             bad = next(((c, t) for c, t in replies if c >= 400), None)
             if bad is None:
                 return
             await self._reset()
             raise Refused(*bad)
-        commands = [*envelope, b"DATA\r\n"]
+        commands = envelope + b"DATA\r\n"
         if "PIPELINING" in self.extensions:
-            self.writer.write(b"".join(commands))
-            replies = await self.replies(len(commands))
+            announced, self.announced = self.announced, None
+            if announced is None:
+                self.writer.write(commands)
+            elif announced != commands:  # the relay waits for another copy's message
+                self.close()
+                raise Dropped("the copy announced on this connection was not sent next")
+            replies = await self.replies(3)
         else:
             replies = []
-            for command in commands:
+            for command in commands.splitlines(keepends=True):
                 self.writer.write(command)
                 replies.append(await self.reply())
                 if replies[-1][0] >= 400:
@@ -194,7 +209,9 @@ class Connection:
         if bad is None and replies[-1][0] == 354:
             if ready is not None:
                 await ready
-            self.writer.write(stuffed(data))
+            following = self._announce(then, normalised) if "PIPELINING" in self.extensions else b""
+            self.writer.write(stuffed(data) + following)
+            self.announced = following or None
             code, text = await self.reply()
             if code == 250:
                 return
@@ -205,18 +222,36 @@ class Connection:
         await self._reset()
         raise Refused(*(bad or replies[-1]))
 
+    def _announce(self, then: tuple[str, str, bytes] | None, normalised: bool) -> bytes:
+        """The next copy's MAIL/RCPT/DATA, to follow this message's end; b"" if there is none
+        or its envelope would be refused (its own send() says so then)."""
+        if then is None:
+            return b""
+        sender, rcpt, data = then
+        try:
+            return self._envelope(sender, rcpt, data if normalised else crlf(data)) + b"DATA\r\n"
+        except Refused:
+            return b""
+
     async def _reset(self) -> None:
         self.writer.write(b"RSET\r\n")
         await self.reply()
 
     async def reset(self) -> None:
-        """RSET, answered 250: the connection is still good for another copy (Dropped if not)."""
+        """RSET, answered 250: the connection is still good for another copy (Dropped if not,
+        or if the relay waits for an announced copy's message, where RSET would be text)."""
+        if self.announced is not None:
+            self.close()
+            raise Dropped("the relay waits for the message of a copy announced earlier")
         self.writer.write(b"RSET\r\n")
         code, text = await self.reply()
         if code != 250:
             raise Refused(code, text)
 
     async def quit(self) -> None:
+        if self.announced is not None:  # QUIT would be message text: drop the connection, and
+            self.close()  # with it the unfinished transaction
+            return
         try:
             self.writer.write(b"QUIT\r\n")
             await self.reply()

@@ -159,7 +159,7 @@ class RecordingRelay:
     async def close(self) -> None:
         return None
 
-    async def send(self, sender, rcpt, data, tag, ready=None):  # type: ignore[no-untyped-def]
+    async def send(self, sender, rcpt, data, tag, ready=None, then=None):  # type: ignore[no-untyped-def]
         if ready is not None:
             await ready
         self.sent.append((rcpt, tag))

@@ -273,7 +273,9 @@ class _DownRelay:
 
     tries = 0
 
-    async def send(self, sender: str, rcpt: str, data: bytes, tag: int, ready=None) -> None:  # type: ignore[no-untyped-def]
+    async def send(
+        self, sender: str, rcpt: str, data: bytes, tag: int, ready=None, then=None
+    ) -> None:  # type: ignore[no-untyped-def]
         from listserv.delivery import RelayUnreachable
 
         type(self).tries += 1
@@ -357,3 +359,50 @@ async def test_a_stored_body_with_bare_line_ends_reaches_the_relay_with_crlf_onl
         assert body == b"line one\r\n.dot line\r\nlast\r\n"
     finally:
         store.dispose()
+
+
+async def test_a_pipelining_relay_gets_each_member_their_own_copy_once(tmp_path):
+    """Against a relay with PIPELINING and no CHUNKING (smtp-sink, many MTAs) each copy's
+    envelope goes out with the previous copy's end. Every member still gets exactly one copy,
+    under their own VERP sender and with their own token in List-Unsubscribe, and every row
+    is marked sent."""
+    import re
+
+    from listserv.delivery import Deliverer
+    from listserv.store import members, open_store
+    from listserv.store import outbound as queue
+    from tests.conftest import make_config
+    from tests.e2e.test_wire import ChunkingRelay
+
+    fake = ChunkingRelay(chunking=False)
+    relay = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    port = relay.sockets[0].getsockname()[1]
+    cfg = make_config(tmp_path, relay=f"smtp://127.0.0.1:{port}")
+    store = open_store(cfg.database_url)
+    try:
+        now = datetime.now(UTC)
+        tokens = {}
+        with store.session() as s:
+            for i in range(300):
+                m = members.upsert_member(
+                    s, "networking", f"m{i}@example.org", now, status="pending"
+                )
+                members.activate(s, m, now, "test")
+                tokens[m.address] = m.token
+            out = queue.add_outbound(s, "networking", "post", b"Subject: hi\r\n\r\nbody\r\n", now)
+            queue.queue_to_members(s, out.id, "networking", ("regular",), now)
+        deliverer = Deliverer(store, lambda: cfg)
+        assert await deliverer.deliver_due() == 300
+        await deliverer.close_relays()
+        got = {rcpt: (sender, data) for sender, rcpt, data in fake.messages}
+        assert len(fake.messages) == len(got) == 300 and fake.discarded == 0
+        for address, (sender, data) in got.items():
+            local, _, host = address.partition("@")
+            assert sender == f"networking-bounces+{local}={host}@lists.example.org"
+            assert re.findall(rb"networking-leave\+([^@]+)@", data) == [tokens[address].encode()]
+        assert fake.early > 200  # most envelopes went out with the message before them
+        with store.reader() as s:
+            assert queue.counts_by_state(s) == {"sent": 300}
+    finally:
+        store.dispose()
+        relay.close()

@@ -17,6 +17,8 @@ class ChunkingRelay:
         self.messages: list[tuple[str, str, bytes]] = []
         self.commands: list[bytes] = []
         self.chunking = chunking
+        self.discarded = 0  # messages cut off by the client closing the connection
+        self.early = 0  # messages whose end came with the next command (pipelined after it)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 relay ESMTP\r\n")
@@ -50,8 +52,14 @@ class ChunkingRelay:
                 await writer.drain()
                 lines = []
                 while (body := await reader.readline()) != b".\r\n":
+                    if not body:  # the client hung up mid-message: the copy is discarded
+                        self.discarded += 1
+                        writer.close()
+                        return
                     lines.append(body[1:] if body.startswith(b".") else body)
                 self.messages.append((sender, rcpt, b"".join(lines)))
+                # commands already waiting (before this reply): sent with the message's end
+                self.early += bool(reader._buffer)  # type: ignore[attr-defined]
                 writer.write(b"250 2.0.0 queued\r\n")
             elif verb == b"RSET":
                 writer.write(b"250 2.0.0 Ok\r\n")
@@ -153,5 +161,76 @@ async def test_a_reply_that_never_ends_its_line_drops_the_connection(answer, say
     try:
         with pytest.raises(wire.Dropped, match=says):
             await asyncio.wait_for(wire.Connection.open("127.0.0.1", port), 10)
+    finally:
+        server.close()
+
+
+async def seen(relay: ChunkingRelay, command: bytes, within: float) -> bool:
+    """Whether the relay gets command within the given seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while command not in relay.commands and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    return command in relay.commands
+
+
+COPY = b"Subject: hi\r\n\r\nbody\r\n"
+
+
+async def test_the_next_copy_s_envelope_goes_out_with_this_message_s_end(relay):
+    """Told the copy that follows (then=), a relay with PIPELINING but no CHUNKING gets that
+    copy's MAIL, RCPT and DATA right after this message's end, before its send() is called
+    (RFC 2920 3.1); with CHUNKING nothing goes early. Both copies arrive intact."""
+    conn = await wire.Connection.open("127.0.0.1", relay.port)
+    await conn.send("s@lists.test", "a@x.org", COPY, then=("s@lists.test", "b@x.org", COPY))
+    early = await seen(relay, b"RCPT TO:<b@x.org>", 2.0 if not relay.chunking else 0.2)
+    assert early != relay.chunking
+    await conn.send("s@lists.test", "b@x.org", COPY)
+    await conn.quit()
+    assert relay.messages == [("s@lists.test", "a@x.org", COPY), ("s@lists.test", "b@x.org", COPY)]
+    assert relay.commands.count(b"MAIL FROM:<s@lists.test> SIZE=21") == 2
+
+
+async def test_an_announced_copy_refused_at_rcpt_fails_alone(relay):
+    """The announced copy's 550 is raised by its own send(), after a RSET; the copy after it
+    is delivered."""
+    conn = await wire.Connection.open("127.0.0.1", relay.port)
+    await conn.send("s@lists.test", "a@x.org", COPY, then=("s@lists.test", "bad@x.org", COPY))
+    with pytest.raises(wire.Refused) as refused:
+        await conn.send("s@lists.test", "bad@x.org", COPY, then=("s@lists.test", "c@x.org", COPY))
+    assert refused.value.code == 550
+    await conn.send("s@lists.test", "c@x.org", COPY)
+    await conn.quit()
+    assert [rcpt for _, rcpt, _ in relay.messages] == ["a@x.org", "c@x.org"]
+
+
+@pytest.mark.parametrize("then_what", ["another copy", "reset", "quit"])
+async def test_a_connection_left_waiting_for_an_announced_copy_never_sends_it_empty(then_what):
+    """The relay waits for the announced copy's message, so anything else would be taken as
+    its text: sending another copy raises Dropped, a reset raises Dropped, quit just hangs up.
+    Either way the connection is closed, the relay discards the unfinished copy, and nothing
+    arrives but the first copy."""
+    fake = ChunkingRelay(chunking=False)
+    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        conn = await wire.Connection.open("127.0.0.1", port)
+        await conn.send("s@lists.test", "a@x.org", COPY, then=("s@lists.test", "b@x.org", COPY))
+        assert await seen(fake, b"DATA", 2.0) and fake.commands.count(b"DATA") == 2
+        if then_what == "another copy":
+            with pytest.raises(wire.Dropped, match="announced"):
+                await conn.send("s@lists.test", "c@x.org", COPY)
+        elif then_what == "reset":
+            with pytest.raises(wire.Dropped, match="announced"):
+                await conn.reset()
+        else:
+            await asyncio.wait_for(conn.quit(), 2)
+        for _ in range(200):
+            if fake.discarded:
+                break
+            await asyncio.sleep(0.01)
+        assert fake.discarded == 1
+        assert [rcpt for _, rcpt, _ in fake.messages] == ["a@x.org"]
+        assert b"RSET" not in fake.commands and b"QUIT" not in fake.commands
     finally:
         server.close()
