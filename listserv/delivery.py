@@ -92,7 +92,7 @@ class OutboxRelay:
         tag: int,
         ready: Awaitable[None] | None = None,
         then: Envelope | None = None,
-    ) -> None:
+    ) -> bool:
         if ready is not None:
             await ready
         trace = fold("Return-Path", f"<{sender}>") + fold("Delivered-To", rcpt)
@@ -105,6 +105,7 @@ class OutboxRelay:
             raise RelayUnreachable(
                 f"cannot write to the outbox {self.folder}: {exc.strerror}"
             ) from None
+        return False  # nothing to announce to
 
     def kept(self) -> None:
         return None
@@ -158,7 +159,7 @@ class SmtpRelay:
         tag: int,
         ready: Awaitable[None] | None = None,
         then: Envelope | None = None,
-    ) -> None:
+    ) -> bool:
         if ready is not None:
             await ready
         if self.idle:  # the relay may have closed it meanwhile (a timeout): ask before use
@@ -191,6 +192,7 @@ class SmtpRelay:
             raise TransientError(
                 f"relay {self.host}:{self.port} dropped the connection: {exc}"
             ) from None
+        return False  # aiosmtplib sends a copy at a time
 
     @staticmethod
     async def _transaction(client: aiosmtplib.SMTP, sender: str, rcpt: str, data: bytes) -> None:
@@ -244,16 +246,19 @@ class WireRelay:
         tag: int,
         ready: Awaitable[None] | None = None,
         then: Envelope | None = None,
-    ) -> None:
-        """then: the copy the caller sends next on this relay, if known (see Relay)."""
-        if self.conn is not None and self.conn.announced and self.announced != (sender, rcpt):
-            self.conn.close()  # it waits for another copy's message: start afresh
-            self.conn = None
+    ) -> bool:
+        """True when then (the copy the caller sends next, see Envelope) was announced: the
+        relay waits for that copy's message now, so it must be sent next or the relay closed."""
+        conn = self.conn
+        if conn is not None and (
+            conn.unsettled or (conn.announced is not None and self.announced != (sender, rcpt))
+        ):
+            conn.close()  # it waits for another copy's message, or who knows what: start afresh
+            self.conn, self.idle = None, False
         self.announced = None if then is None else then[:2]
-        if self.idle:  # the relay may have closed it meanwhile (a timeout): ask before use
-            self.idle = False
+        if self.idle and self.conn is not None:  # the relay may have closed it meanwhile (a
+            self.idle = False  # timeout): ask before use
             try:
-                assert self.conn is not None
                 await self.conn.reset()
             except (wire.Dropped, wire.Refused, OSError):
                 await self.close()
@@ -268,6 +273,7 @@ class WireRelay:
             # Deliverer's bodies have CRLF line ends (made once as each is loaded), and the
             # fields it adds are folded with CRLF: no check per copy
             await self.conn.send(sender, rcpt, data, ready, normalised=True, then=then)
+            return self.conn.announced is not None
         except wire.Refused as exc:
             if exc.code == 421:  # the relay is closing this connection
                 await self.close()
@@ -571,6 +577,7 @@ class Deliverer:
     ) -> None:
         recorded: Awaitable[None] | None = None  # the commit of this sender's last outcome
         ahead: tuple[Claimed, float, Envelope | None] | None = None  # taken from work early
+        told = False  # the relay was told ahead's copy (then=) and waits for its message
         ended = False  # the end marker was taken with ahead
         while True:
             if ahead is not None:
@@ -579,11 +586,15 @@ class Deliverer:
                 break
             else:
                 (item, fresh_until), copy = next_item, None
-            # A copy told to the relay (then=) goes next, stop or not: the relay waits for it.
-            if copy is None and (self._stop.is_set() or time.monotonic() > fresh_until):
+            announced, told = told, False
+            if self._stop.is_set() or time.monotonic() > fresh_until:
+                if announced:  # the relay waits for its message: hang up, it discards the copy
+                    await self._hang_up(relay)
                 unsent.append(item.id)  # stop claiming and trying; what is left goes back
                 continue
             if down:  # the relay is unreachable: defer the rest of this pass without a try each
+                if announced:
+                    await self._hang_up(relay)
                 self.results.deferred.append((item, down[0]))
                 self._dirty.set()
                 continue
@@ -595,7 +606,7 @@ class Deliverer:
                 # overlaps this copy's envelope, and a crash can still resend only the one copy
                 # in flight on this connection.
                 then = ahead[2] if ahead is not None else None
-                await relay.send(*copy, item.id, recorded, then=then)
+                told = await relay.send(*copy, item.id, recorded, then=then)
                 self.results.sent.append(item.id)
             except RelayUnreachable as exc:
                 down.append(str(exc))
@@ -610,6 +621,13 @@ class Deliverer:
             recorded = self._recording()
         if recorded is not None:
             await recorded
+
+    @staticmethod
+    async def _hang_up(relay: Relay) -> None:
+        """Close a connection that waits for a copy we will not send now (the relay discards
+        it); the next copy on it reconnects."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(relay.close(), CLOSE_TIMEOUT)
 
     @staticmethod
     def _copy(site: Site, item: Claimed, list_name: str, raw: bytes) -> Envelope:
@@ -634,7 +652,11 @@ class Deliverer:
             return (item, fresh_until, None), False
         if time.monotonic() > fresh_until:
             return (item, fresh_until, None), False  # the loop gives it back
-        return (item, fresh_until, self._copy(site, item, *load.result())), False
+        try:
+            copy = self._copy(site, item, *load.result())
+        except Exception:  # noqa: BLE001 - built again in the loop, where its error is its own
+            return (item, fresh_until, None), False
+        return (item, fresh_until, copy), False
 
     def _recording(self) -> Awaitable[None]:
         """What to await for the outcomes gathered so far (this sender's last among them)."""

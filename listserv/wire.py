@@ -67,6 +67,9 @@ class Connection:
         # MAIL/RCPT/DATA of the next copy, sent with the last message's end; their replies
         # are unread, and the relay waits for that copy's message (send()).
         self.announced: bytes | None = None
+        # A send() that ended other than by returning or Refused (cancelled, say, while it
+        # waited for ready after the relay's 354): what the relay expects next is unknown.
+        self.unsettled = False
         self._watch = self.loop.call_later(WATCH, self._check)
 
     @classmethod
@@ -174,9 +177,28 @@ class Connection:
         MAIL/RCPT/DATA are one write and the body a second, after ready; the next copy's
         MAIL/RCPT/DATA go out with the end of this body (RFC 2920 3.1), so a copy costs one
         write and one read. Without PIPELINING, a command at a time."""
+        if self.unsettled:
+            self.close()
+            raise Dropped("an earlier copy on this connection was cut off mid-transaction")
         if not normalised:
             data = crlf(data)
         envelope = self._envelope(sender, rcpt, data)
+        self.unsettled = True
+        try:
+            await self._transaction(envelope, data, ready, then, normalised)
+        except Refused:  # raised only once every reply was read: the connection is in step
+            self.unsettled = False
+            raise
+        self.unsettled = False
+
+    async def _transaction(
+        self,
+        envelope: bytes,
+        data: bytes,
+        ready: Awaitable[None] | None,
+        then: tuple[str, str, bytes] | None,
+        normalised: bool,
+    ) -> None:
         if "PIPELINING" in self.extensions and "CHUNKING" in self.extensions:
             # One write per copy: the relay's replies to MAIL and RCPT are read after BDAT's
             # anyway, so writing the envelope before ready saved no time, only a send syscall.
@@ -239,18 +261,18 @@ class Connection:
 
     async def reset(self) -> None:
         """RSET, answered 250: the connection is still good for another copy (Dropped if not,
-        or if the relay waits for an announced copy's message, where RSET would be text)."""
-        if self.announced is not None:
+        or if the relay may wait for a copy's message, where RSET would be its text)."""
+        if self.announced is not None or self.unsettled:
             self.close()
-            raise Dropped("the relay waits for the message of a copy announced earlier")
+            raise Dropped("the relay waits for the message of an earlier copy")
         self.writer.write(b"RSET\r\n")
         code, text = await self.reply()
         if code != 250:
             raise Refused(code, text)
 
     async def quit(self) -> None:
-        if self.announced is not None:  # QUIT would be message text: drop the connection, and
-            self.close()  # with it the unfinished transaction
+        if self.announced is not None or self.unsettled:  # QUIT could be message text: hang up,
+            self.close()  # and the relay discards the unfinished transaction
             return
         try:
             self.writer.write(b"QUIT\r\n")

@@ -241,20 +241,34 @@ class Store:
             db = self._now
             try:
                 db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:  # another process holds the lock
-                if "locked" in str(exc) or "busy" in str(exc):
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):  # another process holds the lock
                     return False
+                self._drop_now()
+                raise
+            except sqlite3.Error:  # a connection that cannot begin is not used again
+                self._drop_now()
                 raise
             try:
                 fn(db)
                 db.execute("COMMIT")
             except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+                try:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                except sqlite3.Error:  # stuck in its transaction: never reused
+                    self._drop_now()
                 raise
             return True
         finally:
             self._lock.release()
+
+    def _drop_now(self) -> None:
+        """Close write_now's connection; the next call opens a new one."""
+        db, self._now = self._now, None
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Session]:
@@ -280,9 +294,7 @@ class Store:
             writer.join(30)
         with self._jobs_ready:
             self._writer, self._closing = None, False  # a later submit() starts a new one
-        if self._now is not None:
-            self._now.close()
-            self._now = None
+        self._drop_now()
         self.engine.dispose()
 
 

@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import select
 from typer.testing import CliRunner
@@ -403,6 +404,101 @@ async def test_a_pipelining_relay_gets_each_member_their_own_copy_once(tmp_path)
         assert fake.early > 200  # most envelopes went out with the message before them
         with store.reader() as s:
             assert queue.counts_by_state(s) == {"sent": 300}
+    finally:
+        store.dispose()
+        relay.close()
+
+
+async def test_a_copy_that_cannot_be_built_when_taken_early_fails_alone(tmp_path, monkeypatch):
+    """Building the next copy early raises: the copy being sent still goes out, the next one
+    is tried on its own and deferred with its own error, and no copy is left claimed."""
+    from listserv.delivery import Deliverer
+    from listserv.store import members, open_store
+    from listserv.store import outbound as queue
+    from tests.conftest import make_config
+    from tests.e2e.test_wire import ChunkingRelay
+
+    fake = ChunkingRelay(chunking=False)
+    relay = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    port = relay.sockets[0].getsockname()[1]
+    cfg = make_config(
+        tmp_path, relay=f"smtp://127.0.0.1:{port}", server_extra="delivery_connections = 1\n"
+    )
+    real = Deliverer._copy
+
+    def copy(site, item, *loaded):  # type: ignore[no-untyped-def]
+        if item.recipient == "m3@example.org":
+            raise ValueError("cannot build m3")
+        return real(site, item, *loaded)
+
+    monkeypatch.setattr(Deliverer, "_copy", staticmethod(copy))
+    store = open_store(cfg.database_url)
+    try:
+        now = datetime.now(UTC)
+        with store.session() as s:
+            for i in range(6):
+                m = members.upsert_member(
+                    s, "networking", f"m{i}@example.org", now, status="pending"
+                )
+                members.activate(s, m, now, "test")
+            out = queue.add_outbound(s, "networking", "post", b"Subject: hi\r\n\r\nbody\r\n", now)
+            queue.queue_to_members(s, out.id, "networking", ("regular",), now)
+        deliverer = Deliverer(store, lambda: cfg)
+        await deliverer.deliver_due()
+        await deliverer.close_relays()
+        with store.reader() as s:
+            rows = {r.recipient: r for r in s.exec(select(Delivery))}
+        assert sorted(rcpt for _, rcpt, _ in fake.messages) == [
+            f"m{i}@example.org" for i in (0, 1, 2, 4, 5)
+        ]
+        assert rows["m3@example.org"].state == "queued"
+        assert "cannot build m3" in rows["m3@example.org"].last_error
+        assert {r.state for a, r in rows.items() if a != "m3@example.org"} == {"sent"}
+    finally:
+        store.dispose()
+        relay.close()
+
+
+@pytest.mark.parametrize("chunking", [True, False], ids=["chunking", "pipelining"])
+async def test_a_copy_taken_early_that_goes_stale_is_given_back_not_sent(tmp_path, chunking):
+    """The next copy is taken from the queue while this one is out. When the relay is so slow
+    that it passes half its claim's lease meanwhile, it is given back (another instance may
+    take it once the lease ends), not sent: announced or not."""
+    from listserv.delivery import Deliverer
+    from listserv.store import members, open_store
+    from listserv.store import outbound as queue
+    from tests.conftest import make_config
+    from tests.e2e.test_wire import ChunkingRelay
+
+    fake = ChunkingRelay(chunking=chunking)
+    fake.slow_first = 1.5  # past half the 2 s lease
+    relay = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    port = relay.sockets[0].getsockname()[1]
+    cfg = make_config(
+        tmp_path,
+        relay=f"smtp://127.0.0.1:{port}",
+        server_extra='delivery_connections = 1\nclaim_lease = "2s"\n',
+    )
+    store = open_store(cfg.database_url)
+    try:
+        now = datetime.now(UTC)
+        with store.session() as s:
+            for i in range(3):
+                m = members.upsert_member(
+                    s, "networking", f"m{i}@example.org", now, status="pending"
+                )
+                members.activate(s, m, now, "test")
+            out = queue.add_outbound(s, "networking", "post", b"Subject: hi\r\n\r\nbody\r\n", now)
+            queue.queue_to_members(s, out.id, "networking", ("regular",), now)
+        deliverer = Deliverer(store, lambda: cfg)
+        await deliverer.deliver_due()
+        await deliverer.close_relays()
+        with store.reader() as s:
+            rows = {r.recipient: r for r in s.exec(select(Delivery))}
+        assert [rcpt for _, rcpt, _ in fake.messages] == ["m0@example.org"]
+        assert rows["m0@example.org"].state == "sent"
+        assert {rows[f"m{i}@example.org"].state for i in (1, 2)} == {"queued"}
+        assert fake.discarded == (0 if chunking else 1)  # the announced copy, hung up on
     finally:
         store.dispose()
         relay.close()

@@ -19,6 +19,7 @@ class ChunkingRelay:
         self.chunking = chunking
         self.discarded = 0  # messages cut off by the client closing the connection
         self.early = 0  # messages whose end came with the next command (pipelined after it)
+        self.slow_first = 0.0  # seconds the answer to the first message takes (a slow relay)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 relay ESMTP\r\n")
@@ -43,6 +44,7 @@ class ChunkingRelay:
                     writer.write(b"554 5.5.1 no valid recipients\r\n")
                 else:
                     self.messages.append((sender, rcpt, data))
+                    await self._slow()
                     writer.write(b"250 2.0.0 queued\r\n")
             elif verb == b"DATA":
                 if rcpt.startswith("bad"):
@@ -60,6 +62,7 @@ class ChunkingRelay:
                 self.messages.append((sender, rcpt, b"".join(lines)))
                 # commands already waiting (before this reply): sent with the message's end
                 self.early += bool(reader._buffer)  # type: ignore[attr-defined]
+                await self._slow()
                 writer.write(b"250 2.0.0 queued\r\n")
             elif verb == b"RSET":
                 writer.write(b"250 2.0.0 Ok\r\n")
@@ -68,6 +71,10 @@ class ChunkingRelay:
                 break
             await writer.drain()
         writer.close()
+
+    async def _slow(self) -> None:
+        if self.slow_first and len(self.messages) == 1:
+            await asyncio.sleep(self.slow_first)
 
 
 @pytest.fixture(params=[True, False], ids=["chunking", "pipelining"])
@@ -221,7 +228,7 @@ async def test_a_connection_left_waiting_for_an_announced_copy_never_sends_it_em
             with pytest.raises(wire.Dropped, match="announced"):
                 await conn.send("s@lists.test", "c@x.org", COPY)
         elif then_what == "reset":
-            with pytest.raises(wire.Dropped, match="announced"):
+            with pytest.raises(wire.Dropped, match="waits for the message"):
                 await conn.reset()
         else:
             await asyncio.wait_for(conn.quit(), 2)
@@ -232,5 +239,56 @@ async def test_a_connection_left_waiting_for_an_announced_copy_never_sends_it_em
         assert fake.discarded == 1
         assert [rcpt for _, rcpt, _ in fake.messages] == ["a@x.org"]
         assert b"RSET" not in fake.commands and b"QUIT" not in fake.commands
+    finally:
+        server.close()
+
+
+async def test_a_kept_relay_left_waiting_for_an_announced_copy_starts_afresh():
+    """A pass ended with a copy announced but never sent (another connection found the relay
+    down, say); the next pass's first copy on that relay goes out on a new connection and
+    arrives, and the unsent one is discarded by the relay, not sent empty."""
+    from listserv.delivery import WireRelay
+
+    fake = ChunkingRelay(chunking=False)
+    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        relay = WireRelay("127.0.0.1", port)
+        told = await relay.send("s@l.test", "a@x.org", COPY, 1, then=("s@l.test", "b@x.org", COPY))
+        assert told
+        relay.kept()  # the pass ends
+        assert not await relay.send("s@l.test", "c@x.org", COPY, 2)
+        await relay.close()
+        assert [rcpt for _, rcpt, _ in fake.messages] == ["a@x.org", "c@x.org"]
+        assert fake.discarded == 1 and b"RSET" not in fake.commands
+    finally:
+        server.close()
+
+
+async def test_a_send_cancelled_after_the_354_never_turns_commands_into_message_text():
+    """Cancelled while it waits for the previous copy's commit (after the relay's 354), a send
+    leaves the relay expecting a message. The relay is not reset or sent anything more on that
+    connection: the next copy goes out on a new one, and the cut-off copy is discarded."""
+    from listserv.delivery import WireRelay
+
+    fake = ChunkingRelay(chunking=False)
+    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        relay = WireRelay("127.0.0.1", port)
+        await relay.send("s@l.test", "a@x.org", COPY, 1)
+        ready = asyncio.get_running_loop().create_future()
+        sending = asyncio.ensure_future(relay.send("s@l.test", "b@x.org", COPY, 2, ready))
+        assert await seen(fake, b"RCPT TO:<b@x.org>", 2.0)
+        await asyncio.sleep(0.1)  # the 354 comes back; the send waits for ready
+        assert fake.commands.count(b"DATA") == 2 and not sending.done()
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+        relay.kept()
+        await asyncio.wait_for(relay.send("s@l.test", "c@x.org", COPY, 3), 5)
+        await relay.close()
+        assert [rcpt for _, rcpt, _ in fake.messages] == ["a@x.org", "c@x.org"]
+        assert fake.discarded == 1 and b"RSET" not in fake.commands
     finally:
         server.close()

@@ -294,3 +294,30 @@ def test_sent_marks_on_the_bare_connection_store_what_the_orm_path_stores(cfg):
         assert {rows[i].state for i in (7, 8)} == {"sending"}
     finally:
         store.dispose()
+
+
+def test_write_now_replaces_a_connection_that_cannot_begin(cfg):
+    """write_now's own connection broken (closed under it, say): that call raises, and the next
+    one opens a new connection and commits, instead of failing for ever."""
+    import sqlite3
+
+    from listserv.store import outbound
+
+    store = open_store(cfg.database_url)
+    try:
+        with store.session() as s:
+            out = outbound.add_outbound(s, "networking", "post", post("x"), datetime.now(UTC))
+            assert out.id is not None
+            outbound.queue_to_addresses(
+                s, out.id, [("bob@example.com", "", None)], datetime.now(UTC)
+            )
+        assert store.write_now(lambda db: None)
+        assert store._now is not None
+        store._now.close()
+        with pytest.raises(sqlite3.Error):
+            store.write_now(lambda db: None)
+        assert store.write_now(lambda db: outbound.mark_sent_now(db, [1], datetime.now(UTC)))
+        with store.reader() as s:
+            assert outbound.counts_by_state(s) == {"sent": 1}
+    finally:
+        store.dispose()
