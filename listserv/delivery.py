@@ -719,6 +719,8 @@ class Deliverer:
             try:
                 if results.deferred or results.failed:
                     await self.store.write(lambda s: self._write(s, results))
+                elif self.store.dialect == "postgresql":  # in the event loop, no thread
+                    await self.store.write_async(self._marking_sent_async(results.sent))
                 elif not self.store.write_now(self._marking_sent(results.sent)):
                     # the common case, once per relay 250: no Session, no writer queue; here in
                     # the event loop when the lock is free, else on a thread
@@ -741,6 +743,10 @@ class Deliverer:
     @staticmethod
     def _marking_sent(ids: list[int]) -> Callable[[Any], None]:
         return lambda db: outbound.mark_sent_now(db, ids, datetime.now(UTC))
+
+    @staticmethod
+    def _marking_sent_async(ids: list[int]) -> Callable[[Any], Awaitable[None]]:
+        return lambda conn: outbound.mark_sent_async(conn, ids, datetime.now(UTC))
 
     def _write(self, s: Session, results: Results) -> None:
         """Write outcomes back (a writer job): sent in one statement, deferrals with backoff,

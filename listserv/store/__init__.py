@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -90,6 +90,7 @@ class Store:
         self._writer: threading.Thread | None = None
         self._closing = False
         self._now: sqlite3.Connection | None = None  # write_now()'s own (event loop only)
+        self._async: Any = None  # write_async()'s psycopg AsyncConnection (event loop only)
 
     def prepare(self, upgrade: bool = False) -> None:
         """A fresh database gets every table; an older one is refused unless upgrade is set."""
@@ -263,6 +264,33 @@ class Store:
         finally:
             self._lock.release()
 
+    async def write_async(self, fn: Callable[[Any], Awaitable[None]]) -> bool:
+        """PostgreSQL: await fn(conn) on an async psycopg connection of its own, in autocommit
+        mode (so fn should be one statement: its own transaction), in the event loop, with no
+        thread and no SQLAlchemy around it; False (nothing run) on SQLite. The connection is
+        dropped when fn fails or is cancelled, and opened again by the next call."""
+        if self.dialect != "postgresql":
+            return False
+        if self._async is None:
+            import psycopg
+
+            conninfo = self.engine.url.set(drivername="postgresql")
+            self._async = await psycopg.AsyncConnection.connect(
+                conninfo.render_as_string(hide_password=False), autocommit=True
+            )
+        try:
+            await fn(self._async)
+        except BaseException:
+            self._drop_async()
+            raise
+        return True
+
+    def _drop_async(self) -> None:
+        conn, self._async = self._async, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.pgconn.finish()  # synchronous: dispose() may run outside any event loop
+
     def _drop_now(self) -> None:
         """Close write_now's connection; the next call opens a new one."""
         db, self._now = self._now, None
@@ -295,6 +323,7 @@ class Store:
         with self._jobs_ready:
             self._writer, self._closing = None, False  # a later submit() starts a new one
         self._drop_now()
+        self._drop_async()
         self.engine.dispose()
 
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, Table, bindparam, func, literal, or_, update
+from sqlalchemy import DateTime, Integer, Table, any_, bindparam, func, literal, or_, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, SQLModel, col, select
 
@@ -305,6 +306,28 @@ def _mark_sent_sqlite(width: int) -> tuple[str, Any]:
     assert compiled.positiontup == order, compiled.positiontup  # the order mark_sent_now binds
     sent_at = Delivery.__table__.c.sent_at.type  # type: ignore[attr-defined]
     return str(compiled), sent_at.dialect_impl(dialect).bind_processor(dialect)
+
+
+async def mark_sent_async(conn: Any, ids: Sequence[int], now: datetime) -> None:
+    """mark_sent on an async psycopg connection in autocommit mode (Store.write_async): one
+    statement and one round trip, in the event loop (a thread per group commit, and BEGIN,
+    UPDATE, COMMIT through SQLAlchemy, cost 2.4x SQLite's CPU per copy, issue 12)."""
+    sql, bind_now = _mark_sent_postgresql()
+    params = {"state": CopyState.SENT.value, "claimed_until": None, "last_error": ""}
+    await conn.execute(sql, {**params, "now": bind_now(now), "ids": list(ids)})
+
+
+@functools.cache
+def _mark_sent_postgresql() -> tuple[str, Any]:
+    """_MARK_SENT compiled for psycopg with the ids as one array, and sent_at's bind processor."""
+    dialect = postgresql.psycopg.dialect()
+    stmt = (
+        update(Delivery)
+        .where(col(Delivery.id) == any_(bindparam("ids", type_=ARRAY(Integer))))
+        .values(state=CopyState.SENT, claimed_until=None, last_error="", sent_at=bindparam("now"))
+    )
+    sent_at = Delivery.__table__.c.sent_at.type  # type: ignore[attr-defined]
+    return str(stmt.compile(dialect=dialect)), sent_at.dialect_impl(dialect).bind_processor(dialect)
 
 
 def release(s: Session, ids: Sequence[int], instance: str) -> None:

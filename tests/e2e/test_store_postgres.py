@@ -221,3 +221,43 @@ async def test_server_on_postgresql_delivers_a_post_to_every_member(pg_url, tmp_
         assert all(m.msg["Subject"] == "[networking] Postgres works" for m in sink.messages)
     finally:
         await srv.stop()
+
+
+async def test_sent_marks_in_the_event_loop_store_what_the_orm_path_stores(pg_store):
+    """write_async + mark_sent_async (delivery's group commit on PostgreSQL, no thread) leave
+    each row as mark_sent does; a connection that fails is dropped and the next call opens a
+    new one."""
+    out_id = seed(pg_store, 6)
+    now = datetime.now(UTC)
+    with pg_store.session() as s:
+        queue.queue_to_members(s, out_id, "networking", ("regular",), now)
+        ids = [d.id for d in s.exec(select(Delivery).order_by(Delivery.id))]
+    when = datetime(2026, 12, 2, 13, 45, 6, 789012, tzinfo=UTC)
+    with pg_store.core() as conn:
+        queue.mark_sent(conn, ids[:3], when)
+    assert await pg_store.write_async(lambda c: queue.mark_sent_async(c, ids[3:5], when))
+
+    async def broken(conn):  # type: ignore[no-untyped-def]
+        await conn.execute("SELECT no_such_column FROM delivery")
+
+    with pytest.raises(Exception, match="no_such_column"):
+        await pg_store.write_async(broken)
+    assert await pg_store.write_async(lambda c: queue.mark_sent_async(c, ids[5:], when))
+    with pg_store.reader() as s:
+        rows = list(s.exec(select(Delivery).order_by(Delivery.id)))
+    assert [r.state for r in rows] == ["sent"] * 6
+    assert {r.sent_at for r in rows} == {when}
+    assert {(r.claimed_until, r.last_error) for r in rows} == {(None, "")}
+
+
+async def test_write_async_is_for_postgresql_only(cfg):
+    store = open_store(cfg.database_url)
+    try:
+        called = []
+
+        async def fn(conn):  # type: ignore[no-untyped-def]
+            called.append(conn)
+
+        assert not await store.write_async(fn) and called == []
+    finally:
+        store.dispose()
