@@ -82,6 +82,7 @@ def period_counts(s: Session, list_name: str, start: datetime, end: datetime) ->
             .where(
                 col(Event.list_name) == list_name,
                 col(Event.kind) == kind,
+                col(Event.reason) != members.IMPORTED,  # moved over by the organiser
                 col(Event.at) >= start,
                 col(Event.at) < end,
             )
@@ -162,6 +163,7 @@ def pulse_history(s: Session, list_name: str, edges: list[datetime]) -> dict[str
         .where(
             col(Event.list_name) == list_name,
             col(Event.kind).in_(list(_EVENT_FIGURES)),
+            col(Event.reason) != members.IMPORTED,  # an import's members did not just join
             col(Event.at) >= edges[0],
             col(Event.at) < edges[-1],
         )

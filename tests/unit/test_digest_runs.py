@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from listserv import cli
 from listserv.config import Config
 from listserv.digest.build import PeriodCounts
-from listserv.digest.runs import period_counts, preview, run_digest
+from listserv.digest.runs import period_counts, preview, pulse_history, run_digest
 from listserv.store import Store, members, open_store
 from listserv.store.tables import Delivery, DigestRun, ListState, Outbound, Post
 from tests.conftest import (
@@ -91,9 +91,11 @@ def add_post(
         )
 
 
-def add_event(store: Store, kind: str, when: datetime, list_name: str = "networking") -> None:
+def add_event(
+    store: Store, kind: str, when: datetime, list_name: str = "networking", reason: str = "fixture"
+) -> None:
     with store.session() as s:
-        members.log_event(s, list_name, "someone@example.com", kind, "fixture", when)
+        members.log_event(s, list_name, "someone@example.com", kind, reason, when)
 
 
 def digests(store: Store) -> list[Outbound]:
@@ -272,6 +274,8 @@ def pulse_world(cfg: Config, store: Store) -> Store:
     add_event(store, "join", NOV_1 + day, list_name="other")
     add_event(store, "leave", NOV_1 + day)
     add_event(store, "bounce", NOV_1 + day)
+    for _ in range(3):  # an organiser's CSV import: members already, not people who joined
+        add_event(store, "join", NOV_1 + 6 * day, reason=members.IMPORTED)
     add_post(store, "Held layoff rumour", NOV_1 + day, topic="layoff", status="held")
     add_post(store, "Rejected hiring spam", NOV_1 + day, topic="hiring", status="rejected")
     return store
@@ -286,6 +290,15 @@ def test_period_counts_match_the_hand_counted_fixtures(pulse_world):
         assert period_counts(s, "networking", OCT_1, NOV_1) == PeriodCounts(
             joined=1, job_leaves=5, hiring_posts=0, layoff_posts=2
         )
+
+
+def test_the_pulse_history_counts_the_same_joins_and_not_imported_members(pulse_world):
+    """The trend table's figures agree with period_counts: an import's join events (the
+    organiser moving an existing group over) are not people who joined."""
+    with pulse_world.session() as s:
+        group = pulse_history(s, "networking", [OCT_1, NOV_1, DEC_1])[""]
+    assert [p.joined for p in group] == [1, 4]
+    assert [p.job_leaves for p in group] == [5, 2]
 
 
 def test_alumni_pulse_shows_each_figure_beside_the_previous_period_with_small_counts_masked(
