@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -10,8 +11,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -362,29 +365,27 @@ async def test_a_stored_body_with_bare_line_ends_reaches_the_relay_with_crlf_onl
         store.dispose()
 
 
-async def test_a_pipelining_relay_gets_each_member_their_own_copy_once(tmp_path):
-    """Against a relay with PIPELINING and no CHUNKING (smtp-sink, many MTAs) each copy's
-    envelope goes out with the previous copy's end. Every member still gets exactly one copy,
-    under their own VERP sender and with their own token in List-Unsubscribe, and every row
-    is marked sent."""
-    import re
-
+@contextlib.asynccontextmanager
+async def one_post_through(
+    tmp_path: Path, fake: Any, count: int, server_extra: str = ""
+) -> AsyncIterator[tuple[Any, Any, dict[str, str]]]:
+    """The fake relay (tests.e2e.test_wire.ChunkingRelay) on loopback, a store with count active
+    members m0..m{count-1}@example.org and one post queued to them: (store, a Deliverer
+    relaying to the fake, each member's token). Closes the relay and the store after."""
     from listserv.delivery import Deliverer
     from listserv.store import members, open_store
     from listserv.store import outbound as queue
     from tests.conftest import make_config
-    from tests.e2e.test_wire import ChunkingRelay
 
-    fake = ChunkingRelay(chunking=False)
     relay = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
     port = relay.sockets[0].getsockname()[1]
-    cfg = make_config(tmp_path, relay=f"smtp://127.0.0.1:{port}")
+    cfg = make_config(tmp_path, relay=f"smtp://127.0.0.1:{port}", server_extra=server_extra)
     store = open_store(cfg.database_url)
     try:
         now = datetime.now(UTC)
         tokens = {}
         with store.session() as s:
-            for i in range(300):
+            for i in range(count):
                 m = members.upsert_member(
                     s, "networking", f"m{i}@example.org", now, status="pending"
                 )
@@ -393,37 +394,49 @@ async def test_a_pipelining_relay_gets_each_member_their_own_copy_once(tmp_path)
             out = queue.add_outbound(s, "networking", "post", b"Subject: hi\r\n\r\nbody\r\n", now)
             queue.queue_to_members(s, out.id, "networking", ("regular",), now)
         deliverer = Deliverer(store, lambda: cfg)
-        assert await deliverer.deliver_due() == 300
-        await deliverer.close_relays()
-        got = {rcpt: (sender, data) for sender, rcpt, data in fake.messages}
-        assert len(fake.messages) == len(got) == 300 and fake.discarded == 0
-        for address, (sender, data) in got.items():
-            local, _, host = address.partition("@")
-            assert sender == f"networking-bounces+{local}={host}@lists.example.org"
-            assert re.findall(rb"networking-leave\+([^@]+)@", data) == [tokens[address].encode()]
-        assert fake.early > 200  # most envelopes went out with the message before them
-        with store.reader() as s:
-            assert queue.counts_by_state(s) == {"sent": 300}
+        try:
+            yield store, deliverer, tokens
+        finally:
+            await deliverer.close_relays()
     finally:
         store.dispose()
         relay.close()
+
+
+def rows_by_recipient(store: Any) -> dict[str, Delivery]:
+    with store.reader() as s:
+        return {r.recipient: r for r in s.exec(select(Delivery))}
+
+
+async def test_a_pipelining_relay_gets_each_member_their_own_copy_once(tmp_path):
+    """Against a relay with PIPELINING and no CHUNKING (smtp-sink, many MTAs) each copy's
+    envelope goes out with the previous copy's end. Every member still gets exactly one copy,
+    under their own VERP sender and with their own token in List-Unsubscribe, and every row
+    is marked sent."""
+    import re
+
+    from tests.e2e.test_wire import ChunkingRelay
+
+    fake = ChunkingRelay(chunking=False)
+    async with one_post_through(tmp_path, fake, 300) as (store, deliverer, tokens):
+        assert await deliverer.deliver_due() == 300
+        rows = rows_by_recipient(store)
+    got = {rcpt: (sender, data) for sender, rcpt, data in fake.messages}
+    assert len(fake.messages) == len(got) == 300 and fake.discarded == 0
+    for address, (sender, data) in got.items():
+        local, _, host = address.partition("@")
+        assert sender == f"networking-bounces+{local}={host}@lists.example.org"
+        assert re.findall(rb"networking-leave\+([^@]+)@", data) == [tokens[address].encode()]
+    assert fake.early > 200  # most envelopes went out with the message before them
+    assert {r.state for r in rows.values()} == {"sent"}
 
 
 async def test_a_copy_that_cannot_be_built_when_taken_early_fails_alone(tmp_path, monkeypatch):
     """Building the next copy early raises: the copy being sent still goes out, the next one
     is tried on its own and deferred with its own error, and no copy is left claimed."""
     from listserv.delivery import Deliverer
-    from listserv.store import members, open_store
-    from listserv.store import outbound as queue
-    from tests.conftest import make_config
     from tests.e2e.test_wire import ChunkingRelay
 
-    fake = ChunkingRelay(chunking=False)
-    relay = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
-    port = relay.sockets[0].getsockname()[1]
-    cfg = make_config(
-        tmp_path, relay=f"smtp://127.0.0.1:{port}", server_extra="delivery_connections = 1\n"
-    )
     real = Deliverer._copy
 
     def copy(site, item, *loaded):  # type: ignore[no-untyped-def]
@@ -432,31 +445,20 @@ async def test_a_copy_that_cannot_be_built_when_taken_early_fails_alone(tmp_path
         return real(site, item, *loaded)
 
     monkeypatch.setattr(Deliverer, "_copy", staticmethod(copy))
-    store = open_store(cfg.database_url)
-    try:
-        now = datetime.now(UTC)
-        with store.session() as s:
-            for i in range(6):
-                m = members.upsert_member(
-                    s, "networking", f"m{i}@example.org", now, status="pending"
-                )
-                members.activate(s, m, now, "test")
-            out = queue.add_outbound(s, "networking", "post", b"Subject: hi\r\n\r\nbody\r\n", now)
-            queue.queue_to_members(s, out.id, "networking", ("regular",), now)
-        deliverer = Deliverer(store, lambda: cfg)
+    fake = ChunkingRelay(chunking=False)
+    async with one_post_through(tmp_path, fake, 6, "delivery_connections = 1\n") as (
+        store,
+        deliverer,
+        _,
+    ):
         await deliverer.deliver_due()
-        await deliverer.close_relays()
-        with store.reader() as s:
-            rows = {r.recipient: r for r in s.exec(select(Delivery))}
-        assert sorted(rcpt for _, rcpt, _ in fake.messages) == [
-            f"m{i}@example.org" for i in (0, 1, 2, 4, 5)
-        ]
-        assert rows["m3@example.org"].state == "queued"
-        assert "cannot build m3" in rows["m3@example.org"].last_error
-        assert {r.state for a, r in rows.items() if a != "m3@example.org"} == {"sent"}
-    finally:
-        store.dispose()
-        relay.close()
+        rows = rows_by_recipient(store)
+    assert sorted(rcpt for _, rcpt, _ in fake.messages) == [
+        f"m{i}@example.org" for i in (0, 1, 2, 4, 5)
+    ]
+    assert rows["m3@example.org"].state == "queued"
+    assert "cannot build m3" in rows["m3@example.org"].last_error
+    assert {r.state for a, r in rows.items() if a != "m3@example.org"} == {"sent"}
 
 
 @pytest.mark.parametrize("chunking", [True, False], ids=["chunking", "pipelining"])
@@ -464,41 +466,15 @@ async def test_a_copy_taken_early_that_goes_stale_is_given_back_not_sent(tmp_pat
     """The next copy is taken from the queue while this one is out. When the relay is so slow
     that it passes half its claim's lease meanwhile, it is given back (another instance may
     take it once the lease ends), not sent: announced or not."""
-    from listserv.delivery import Deliverer
-    from listserv.store import members, open_store
-    from listserv.store import outbound as queue
-    from tests.conftest import make_config
     from tests.e2e.test_wire import ChunkingRelay
 
     fake = ChunkingRelay(chunking=chunking)
     fake.slow_first = 1.5  # past half the 2 s lease
-    relay = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
-    port = relay.sockets[0].getsockname()[1]
-    cfg = make_config(
-        tmp_path,
-        relay=f"smtp://127.0.0.1:{port}",
-        server_extra='delivery_connections = 1\nclaim_lease = "2s"\n',
-    )
-    store = open_store(cfg.database_url)
-    try:
-        now = datetime.now(UTC)
-        with store.session() as s:
-            for i in range(3):
-                m = members.upsert_member(
-                    s, "networking", f"m{i}@example.org", now, status="pending"
-                )
-                members.activate(s, m, now, "test")
-            out = queue.add_outbound(s, "networking", "post", b"Subject: hi\r\n\r\nbody\r\n", now)
-            queue.queue_to_members(s, out.id, "networking", ("regular",), now)
-        deliverer = Deliverer(store, lambda: cfg)
+    extra = 'delivery_connections = 1\nclaim_lease = "2s"\n'
+    async with one_post_through(tmp_path, fake, 3, extra) as (store, deliverer, _):
         await deliverer.deliver_due()
-        await deliverer.close_relays()
-        with store.reader() as s:
-            rows = {r.recipient: r for r in s.exec(select(Delivery))}
-        assert [rcpt for _, rcpt, _ in fake.messages] == ["m0@example.org"]
-        assert rows["m0@example.org"].state == "sent"
-        assert {rows[f"m{i}@example.org"].state for i in (1, 2)} == {"queued"}
-        assert fake.discarded == (0 if chunking else 1)  # the announced copy, hung up on
-    finally:
-        store.dispose()
-        relay.close()
+        rows = rows_by_recipient(store)
+    assert [rcpt for _, rcpt, _ in fake.messages] == ["m0@example.org"]
+    assert rows["m0@example.org"].state == "sent"
+    assert {rows[f"m{i}@example.org"].state for i in (1, 2)} == {"queued"}
+    assert fake.discarded == (0 if chunking else 1)  # the announced copy, hung up on

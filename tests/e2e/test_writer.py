@@ -189,6 +189,17 @@ async def test_mail_handed_over_but_not_handled_is_released_at_a_clean_stop(
         other.dispose()
 
 
+def queue_copies(store: Any, count: int) -> None:
+    """One post queued to m0..m{count-1}@example.com: delivery rows 1..count."""
+    from listserv.store import outbound
+
+    with store.session() as s:
+        out = outbound.add_outbound(s, "networking", "post", post("x"), datetime.now(UTC))
+        assert out.id is not None
+        recipients = [(f"m{i}@example.com", "", None) for i in range(count)]
+        outbound.queue_to_addresses(s, out.id, recipients, datetime.now(UTC))
+
+
 def test_an_unflushed_commit_is_kept_and_its_connection_flushes_again_after(cfg):
     """Delivery's "sent" marks commit without waiting for the disk (synchronous=NORMAL), which
     a process dying cannot undo; the pooled connection goes back to FULL for whoever is next."""
@@ -196,12 +207,7 @@ def test_an_unflushed_commit_is_kept_and_its_connection_flushes_again_after(cfg)
 
     store = open_store(cfg.database_url)
     try:
-        with store.session() as s:
-            out = outbound.add_outbound(s, "networking", "post", post("x"), datetime.now(UTC))
-            assert out.id is not None
-            outbound.queue_to_addresses(
-                s, out.id, [("bob@example.com", "", None)], datetime.now(UTC)
-            )
+        queue_copies(store, 1)
         with store.core(flushed=False) as conn:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
             raw = conn.connection.driver_connection
@@ -227,11 +233,7 @@ def test_write_now_commits_at_once_or_not_at_all_and_never_waits(cfg):
 
     store = open_store(cfg.database_url)
     try:
-        with store.session() as s:
-            out = outbound.add_outbound(s, "networking", "post", post("x"), datetime.now(UTC))
-            assert out.id is not None
-            recipients = [(f"m{i}@example.com", "", None) for i in range(3)]
-            outbound.queue_to_addresses(s, out.id, recipients, datetime.now(UTC))
+        queue_copies(store, 3)
 
         def mark(ids: list[int]) -> Any:
             return lambda db: outbound.mark_sent_now(db, ids, datetime.now(UTC))
@@ -271,11 +273,8 @@ def test_sent_marks_on_the_bare_connection_store_what_the_orm_path_stores(cfg):
 
     store = open_store(cfg.database_url)
     try:
+        queue_copies(store, 8)
         with store.session() as s:
-            out = outbound.add_outbound(s, "networking", "post", post("x"), datetime.now(UTC))
-            assert out.id is not None
-            recipients = [(f"m{i}@example.com", "", None) for i in range(8)]
-            outbound.queue_to_addresses(s, out.id, recipients, datetime.now(UTC))
             s.connection().exec_driver_sql(
                 "UPDATE delivery SET state='sending', last_error='x', claimed_until=created_at"
             )
@@ -305,12 +304,7 @@ def test_write_now_replaces_a_connection_that_cannot_begin(cfg):
 
     store = open_store(cfg.database_url)
     try:
-        with store.session() as s:
-            out = outbound.add_outbound(s, "networking", "post", post("x"), datetime.now(UTC))
-            assert out.id is not None
-            outbound.queue_to_addresses(
-                s, out.id, [("bob@example.com", "", None)], datetime.now(UTC)
-            )
+        queue_copies(store, 1)
         assert store.write_now(lambda db: None)
         assert store._now is not None
         store._now.close()
