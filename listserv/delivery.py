@@ -602,9 +602,9 @@ class Deliverer:
                 if copy is None:
                     copy = self._copy(site, item, *await self._outbound(item.outbound_id))
                 ahead, ended = self._take_next(site, work)
-                # The relay awaits `recorded` before the message: the commit of the last copy
-                # overlaps this copy's envelope, and a crash can still resend only the one copy
-                # in flight on this connection.
+                # The relay awaits `recorded` (the commit of the last copy) before the message,
+                # so a crash can resend only the one copy in flight on this connection; where
+                # the envelope went ahead (then=, or DATA's 354), the commit overlaps it.
                 then = ahead[2] if ahead is not None else None
                 told = await relay.send(*copy, item.id, recorded, then=then)
                 self.results.sent.append(item.id)

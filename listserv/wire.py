@@ -1,5 +1,6 @@
-"""A small SMTP client for delivery to a plain smtp:// relay: the envelope in one write where
-the relay offers PIPELINING (RFC 2920), with the message too where it offers CHUNKING (BDAT).
+"""A small SMTP client for delivery to a plain smtp:// relay: a copy is one write where the
+relay offers PIPELINING and CHUNKING (envelope and BDAT); with PIPELINING alone (RFC 2920) the
+next copy's envelope follows each message's end, so a copy is still one write and one read.
 
 aiosmtplib writes each command on its own and parses both addresses with the email package
 for every copy; on loopback the send syscalls alone were ~40% of listserv's CPU per copy
