@@ -14,11 +14,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
-from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from listserv import wire
@@ -719,34 +717,14 @@ class Deliverer:
             try:
                 if results.deferred or results.failed:
                     await self.store.write(lambda s: self._write(s, results))
-                elif self.store.dialect == "postgresql":  # in the event loop, no thread
-                    await self.store.write_async(self._marking_sent_async(results.sent))
-                elif not self.store.write_now(self._marking_sent(results.sent)):
-                    # the common case, once per relay 250: no Session, no writer queue; here in
-                    # the event loop when the lock is free, else on a thread
-                    await asyncio.to_thread(self._write_sent, results.sent)
+                else:  # the common case, once per relay 250: no Session, no writer queue
+                    await outbound.record_sent(self.store, results.sent)
                 break
             except Exception:  # noqa: BLE001 - keep the outcomes: a sent copy must be recorded
                 log.exception("could not record %d delivery outcomes; retrying", len(results.sent))
                 await asyncio.sleep(0.5)
         if written is not None and not written.done():
             written.set_result(None)
-
-    def _write_sent(self, ids: list[int]) -> None:
-        with self.store.core(flushed=False) as conn:  # a resent copy at worst: Store.core
-            self._mark_sent(ids, conn)
-
-    @staticmethod
-    def _mark_sent(ids: list[int], conn: Connection) -> None:
-        outbound.mark_sent(conn, ids, datetime.now(UTC))
-
-    @staticmethod
-    def _marking_sent(ids: list[int]) -> Callable[[Any], None]:
-        return lambda db: outbound.mark_sent_now(db, ids, datetime.now(UTC))
-
-    @staticmethod
-    def _marking_sent_async(ids: list[int]) -> Callable[[Any], Awaitable[None]]:
-        return lambda conn: outbound.mark_sent_async(conn, ids, datetime.now(UTC))
 
     def _write(self, s: Session, results: Results) -> None:
         """Write outcomes back (a writer job): sent in one statement, deferrals with backoff,

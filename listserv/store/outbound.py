@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, Integer, Table, any_, bindparam, func, literal, or_, update
@@ -17,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session, SQLModel, col, select
 
 from listserv.states import UNSENT, CopyState, MemberStatus
-from listserv.store import rowcount
+from listserv.store import Store, rowcount
 from listserv.store.tables import Delivery, Member, Outbound
 
 
@@ -268,12 +269,18 @@ def outbound_list(s: Session, outbound_id: int) -> str | None:
     return s.exec(select(col(Outbound.list_name)).where(col(Outbound.id) == outbound_id)).first()
 
 
+def _mark_sent_statement(ids: Any) -> Any:
+    """The one UPDATE that records copies as sent, for the ids clause given (each path below
+    binds it its own way)."""
+    return (
+        update(Delivery)
+        .where(ids)
+        .values(state=CopyState.SENT, claimed_until=None, last_error="", sent_at=bindparam("now"))
+    )
+
+
 # Built once: constructing the statement per group commit was most of its CPU (issue 12).
-_MARK_SENT = (
-    update(Delivery)
-    .where(col(Delivery.id).in_(bindparam("ids", expanding=True)))
-    .values(state=CopyState.SENT, sent_at=bindparam("now"), claimed_until=None, last_error="")
-)
+_MARK_SENT = _mark_sent_statement(col(Delivery.id).in_(bindparam("ids", expanding=True)))
 
 
 def mark_sent(s: Session | Connection, ids: Sequence[int], now: datetime) -> None:
@@ -281,6 +288,22 @@ def mark_sent(s: Session | Connection, ids: Sequence[int], now: datetime) -> Non
     commit after each relay 250 (a Session costs ~3x the CPU per commit, bench/fanout.py)."""
     for chunk in padded_chunks(ids):
         s.execute(_MARK_SENT, {"ids": chunk, "now": now})
+
+
+async def record_sent(store: Store, ids: Sequence[int]) -> None:
+    """Delivery's group commit of sent marks, from the event loop: on PostgreSQL one statement
+    on the store's async connection; on SQLite at once when the write lock is free, else on a
+    thread. Never waits for the disk on SQLite (Store.core): a resent copy at worst."""
+    if await store.write_async(lambda conn: mark_sent_async(conn, ids, datetime.now(UTC))):
+        return
+    if store.write_now(lambda db: mark_sent_now(db, ids, datetime.now(UTC))):
+        return
+
+    def on_a_thread() -> None:
+        with store.core(flushed=False) as conn:
+            mark_sent(conn, ids, datetime.now(UTC))
+
+    await asyncio.to_thread(on_a_thread)
 
 
 def mark_sent_now(db: Any, ids: Sequence[int], now: datetime) -> None:
@@ -294,18 +317,13 @@ def mark_sent_now(db: Any, ids: Sequence[int], now: datetime) -> None:
 
 @functools.cache
 def _mark_sent_sqlite(width: int) -> tuple[str, Any]:
-    """_MARK_SENT compiled for SQLite with width ids, and sent_at's bind processor."""
+    """The statement compiled for SQLite with width ids, and sent_at's bind processor."""
     dialect = sqlite.dialect()
-    stmt = (
-        update(Delivery)
-        .where(col(Delivery.id).in_([bindparam(f"id{k}") for k in range(width)]))
-        .values(state=CopyState.SENT, claimed_until=None, last_error="", sent_at=bindparam("now"))
-    )
-    compiled = stmt.compile(dialect=dialect)
+    ids = col(Delivery.id).in_([bindparam(f"id{k}") for k in range(width)])
+    compiled = _mark_sent_statement(ids).compile(dialect=dialect)
     order = ["state", "claimed_until", "last_error", "now", *(f"id{k}" for k in range(width))]
     assert compiled.positiontup == order, compiled.positiontup  # the order mark_sent_now binds
-    sent_at = Delivery.__table__.c.sent_at.type  # type: ignore[attr-defined]
-    return str(compiled), sent_at.dialect_impl(dialect).bind_processor(dialect)
+    return str(compiled), _sent_at_binder(dialect)
 
 
 async def mark_sent_async(conn: Any, ids: Sequence[int], now: datetime) -> None:
@@ -319,15 +337,15 @@ async def mark_sent_async(conn: Any, ids: Sequence[int], now: datetime) -> None:
 
 @functools.cache
 def _mark_sent_postgresql() -> tuple[str, Any]:
-    """_MARK_SENT compiled for psycopg with the ids as one array, and sent_at's bind processor."""
+    """The statement compiled for psycopg with the ids as one array, and sent_at's binder."""
     dialect = postgresql.psycopg.dialect()
-    stmt = (
-        update(Delivery)
-        .where(col(Delivery.id) == any_(bindparam("ids", type_=ARRAY(Integer))))
-        .values(state=CopyState.SENT, claimed_until=None, last_error="", sent_at=bindparam("now"))
-    )
+    ids = col(Delivery.id) == any_(bindparam("ids", type_=ARRAY(Integer)))
+    return str(_mark_sent_statement(ids).compile(dialect=dialect)), _sent_at_binder(dialect)
+
+
+def _sent_at_binder(dialect: Any) -> Any:
     sent_at = Delivery.__table__.c.sent_at.type  # type: ignore[attr-defined]
-    return str(stmt.compile(dialect=dialect)), sent_at.dialect_impl(dialect).bind_processor(dialect)
+    return sent_at.dialect_impl(dialect).bind_processor(dialect)
 
 
 def release(s: Session, ids: Sequence[int], instance: str) -> None:
