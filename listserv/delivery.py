@@ -231,7 +231,6 @@ class WireRelay:
         self.host, self.port, self.helo_name = host, port, helo_name
         self.conn: wire.Connection | None = None
         self.idle = False  # kept open since an earlier pass: checked before it is used again
-        self.announced: tuple[str, str] | None = None  # the last then's (sender, rcpt)
 
     def kept(self) -> None:
         self.idle = self.conn is not None
@@ -247,13 +246,9 @@ class WireRelay:
     ) -> bool:
         """True when then (the copy the caller sends next, see Envelope) was announced: the
         relay waits for that copy's message now, so it must be sent next or the relay closed."""
-        conn = self.conn
-        if conn is not None and (
-            conn.unsettled or (conn.announced is not None and self.announced != (sender, rcpt))
-        ):
-            conn.close()  # it waits for another copy's message, or who knows what: start afresh
+        if self.conn is not None and self.conn.waits_for_other(sender, rcpt):
+            self.conn.close()  # it waits for another copy's message, or who knows: start afresh
             self.conn, self.idle = None, False
-        self.announced = None if then is None else then[:2]
         if self.idle and self.conn is not None:  # the relay may have closed it meanwhile (a
             self.idle = False  # timeout): ask before use
             try:

@@ -65,9 +65,9 @@ class Connection:
         self.loop = asyncio.get_running_loop()
         self.waiting_since: float | None = None  # loop time the replies awaited were asked for
         self.overdue = False  # the watchdog ended the connection: a reply took over TIMEOUT
-        # MAIL/RCPT/DATA of the next copy, sent with the last message's end; their replies
-        # are unread, and the relay waits for that copy's message (send()).
-        self.announced: bytes | None = None
+        # (sender, rcpt, MAIL/RCPT/DATA) of the next copy, sent with the last message's end;
+        # their replies are unread, and the relay waits for that copy's message (send()).
+        self.announced: tuple[str, str, bytes] | None = None
         # A send() that ended other than by returning or Refused (cancelled, say, while it
         # waited for ready after the relay's 354): what the relay expects next is unknown.
         self.unsettled = False
@@ -143,6 +143,19 @@ class Connection:
         line, self.buffer = self.buffer[: end + 1], self.buffer[end + 1 :]
         return line
 
+    @property
+    def mid_message(self) -> bool:
+        """Whether the relay may be waiting for a copy's message: anything written now could be
+        taken as its text."""
+        return self.announced is not None or self.unsettled
+
+    def waits_for_other(self, sender: str, rcpt: str) -> bool:
+        """Whether the relay may wait for a message other than this copy's (send() would
+        refuse it: Dropped)."""
+        return self.unsettled or (
+            self.announced is not None and self.announced[:2] != (sender, rcpt)
+        )
+
     def _envelope(self, sender: str, rcpt: str, data: bytes) -> bytes:
         """MAIL FROM and RCPT TO for one copy of data (CRLF line ends); Refused if unsafe."""
         mail_from, rcpt_to = sender.encode(), rcpt.encode("utf-8")
@@ -217,7 +230,7 @@ class Connection:
             announced, self.announced = self.announced, None
             if announced is None:
                 self.writer.write(commands)
-            elif announced != commands:  # the relay waits for another copy's message
+            elif announced[2] != commands:  # the relay waits for another copy's message
                 self.close()
                 raise Dropped("the copy announced on this connection was not sent next")
             replies = await self.replies(3)
@@ -234,7 +247,7 @@ class Connection:
                 await ready
             following = self._announce(then, normalised) if "PIPELINING" in self.extensions else b""
             self.writer.write(stuffed(data) + following)
-            self.announced = following or None
+            self.announced = (then[0], then[1], following) if then and following else None
             code, text = await self.reply()
             if code == 250:
                 return
@@ -263,7 +276,7 @@ class Connection:
     async def reset(self) -> None:
         """RSET, answered 250: the connection is still good for another copy (Dropped if not,
         or if the relay may wait for a copy's message, where RSET would be its text)."""
-        if self.announced is not None or self.unsettled:
+        if self.mid_message:
             self.close()
             raise Dropped("the relay waits for the message of an earlier copy")
         self.writer.write(b"RSET\r\n")
@@ -272,7 +285,7 @@ class Connection:
             raise Refused(code, text)
 
     async def quit(self) -> None:
-        if self.announced is not None or self.unsettled:  # QUIT could be message text: hang up,
+        if self.mid_message:  # QUIT could be message text: hang up,
             self.close()  # and the relay discards the unfinished transaction
             return
         try:
